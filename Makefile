@@ -1,0 +1,50 @@
+# Quench: `make run` to try it, `make test` to check it. Both set everything up first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export DEBUG ?= true
+
+.PHONY: run test lint format stop bench-ingest bench-grouping migrate clean
+
+$(STAMP): requirements/base.txt requirements/test.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/test.txt
+	@touch $(STAMP)
+
+migrate: $(STAMP)
+	$(PY) manage.py migrate --no-input
+
+run: migrate
+	$(PY) manage.py ensure_admin
+	$(PY) manage.py seed_demo
+	@bash scripts/run.sh $(HOST) $(PORT)
+
+test: $(STAMP)
+	@bash scripts/ensure-browser.sh
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP)
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+stop:
+	@test -x $(PY) && $(PY) -m config.database stop || echo "nothing to stop"
+
+bench-ingest: migrate
+	$(PY) bench/ingest.py
+
+bench-grouping: $(STAMP)
+	$(PY) -m pip install --quiet -r requirements/bench.txt
+	$(PY) bench/grouping.py
+
+clean: stop
+	rm -rf $(VENV) var

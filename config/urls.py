@@ -1,0 +1,21 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from incidents.api.health import healthz, metrics_view
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("incidents.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
+]
+
+handler404 = "incidents.api.errors.not_found"
+handler500 = "incidents.api.errors.server_error"
+
+admin.site.site_header = "Quench"
+admin.site.site_title = "Quench"
+admin.site.index_title = "Incidents, sources and rules"

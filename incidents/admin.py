@@ -1,0 +1,321 @@
+"""The incidents admin: the on-call engineer's main screen."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
+from django.utils.html import format_html, format_html_join
+
+from incidents.choices import IncidentStatus, IntegrationKind, Severity
+from incidents.models import (
+    Activity,
+    ClassificationRule,
+    Event,
+    FingerprintRule,
+    Incident,
+    Integration,
+    LogSource,
+    Silence,
+)
+from incidents.services import TransitionRefused, acknowledge_incident, resolve_incident
+
+SEVERITY_COLOURS = {Severity.P0: "#7f1d1d", Severity.P1: "#dc2626", Severity.P2: "#d97706", Severity.P3: "#2563eb"}
+STATUS_COLOURS = {
+    IncidentStatus.TRIGGERED: "#dc2626",
+    IncidentStatus.REGRESSED: "#9333ea",
+    IncidentStatus.ESCALATED: "#7f1d1d",
+    IncidentStatus.RESOLVED: "#16a34a",
+    IncidentStatus.SUPPRESSED: "#6b7280",
+}
+
+
+def badge(text: str, colour: str):
+    return format_html(
+        '<span style="background:{};color:#fff;padding:2px 8px;border-radius:10px;font-weight:600;'
+        'white-space:nowrap">{}</span>',
+        colour,
+        text,
+    )
+
+
+def _endpoint(kind: str) -> str:
+    return {IntegrationKind.EVENTS_V2: "events-v2", IntegrationKind.GENERIC: "events"}.get(kind, kind)
+
+
+@admin.register(Integration)
+class IntegrationAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "enabled", "token_hint", "default_service", "last_used_at", "created_at"]
+    list_filter = ["kind", "enabled"]
+    search_fields = ["name", "default_service"]
+    readonly_fields = ["token_hint", "created_at", "token_rotated_at", "last_used_at", "webhook_url"]
+    actions = ["rotate_tokens"]
+
+    @admin.display(description="Webhook URL")
+    def webhook_url(self, obj):
+        if not obj.kind:
+            return "-"
+        return f"{settings.SITE_URL}/api/v1/ingest/{_endpoint(obj.kind)}"
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            # The raw token exists only in this request: it is shown once and never stored.
+            request._quench_new_tokens = [(obj, obj.set_new_token())]
+        super().save_model(request, obj, form, change)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        tokens = getattr(request, "_quench_new_tokens", None)
+        if tokens:
+            return self._token_page(request, tokens, created=True)
+        return super().response_add(request, obj, post_url_continue)
+
+    @admin.action(description="Rotate token (the old one stops working)", permissions=["change"])
+    def rotate_tokens(self, request, queryset):
+        from django.utils import timezone
+
+        from incidents.api.authentication import clear_token_cache
+
+        tokens = []
+        for integration in queryset:
+            raw = integration.set_new_token()
+            integration.token_rotated_at = timezone.now()
+            integration.save(update_fields=["token_hash", "token_hint", "token_rotated_at"])
+            tokens.append((integration, raw))
+        clear_token_cache()
+        return self._token_page(request, tokens, created=False)
+
+    def _token_page(self, request, tokens, *, created: bool):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Integration token" if len(tokens) == 1 else "Integration tokens",
+            "opts": self.model._meta,
+            "created": created,
+            "tokens": [
+                {"integration": integration, "token": raw, "url": self.webhook_url(integration)}
+                for integration, raw in tokens
+            ],
+        }
+        response = TemplateResponse(request, "admin/incidents/integration/token.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class ActivityInline(admin.TabularInline):
+    model = Activity
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "kind", "message", "actor", "from_status", "to_status"]
+    readonly_fields = fields
+    ordering = ["-created_at", "-id"]
+    verbose_name_plural = "Timeline"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class RecentEventInline(admin.TabularInline):
+    model = Event
+    extra = 0
+    can_delete = False
+    fields = ["event_link", "received_at", "source", "outcome", "status", "title", "severity"]
+    readonly_fields = fields
+    verbose_name_plural = "Recent events (latest 20)"
+    show_change_link = False
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        incident_id = request.resolver_match.kwargs.get("object_id") if request.resolver_match else None
+        if not incident_id:
+            return queryset.none()
+        ids = list(queryset.filter(incident_id=incident_id).order_by("-received_at").values_list("pk", flat=True)[:20])
+        return queryset.filter(pk__in=ids).order_by("-received_at")
+
+    @admin.display(description="Event")
+    def event_link(self, obj):
+        return format_html('<a href="../../../event/{}/change/">#{}</a>', obj.pk, obj.pk)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Incident)
+class IncidentAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "severity_badge",
+        "status_badge",
+        "title",
+        "service",
+        "category",
+        "event_count",
+        "regression_count",
+        "last_seen",
+    ]
+    list_display_links = ["id", "title"]
+    list_filter = ["status", "severity", "category", "source", "kind", "environment"]
+    search_fields = ["title", "service", "exception_type", "alertname", "=fingerprint"]
+    list_select_related = ["integration"]
+    date_hierarchy = "last_seen"
+    actions = ["acknowledge_selected", "resolve_selected"]
+    inlines = [ActivityInline, RecentEventInline]
+    fieldsets = [
+        (None, {"fields": ["title", "status", "severity", "severity_reason", "category", "service", "environment"]}),
+        (
+            "Occurrences",
+            {"fields": ["event_count", "frequency_display", "regression_count", "first_seen", "last_seen"]},
+        ),
+        ("What fired", {"fields": ["kind", "source", "integration", "alertname", "exception_type", "culprit", "route", "labels", "message"]}),
+        (
+            "Fingerprint",
+            {"fields": ["fingerprint", "fingerprint_version", "fingerprint_strategy", "fingerprint_display", "dedup_key"]},
+        ),
+        ("Lifecycle", {"fields": ["acknowledged_at", "resolved_at", "regressed_at", "last_wakeup_at"]}),
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Status changes go through the state machine (actions), never through a form field.
+        return [field for fieldset in self.fieldsets for field in fieldset[1]["fields"] if field != "severity"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="Severity", ordering="severity")
+    def severity_badge(self, obj):
+        return badge(obj.severity, SEVERITY_COLOURS.get(obj.severity, "#6b7280"))
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj):
+        return badge(obj.get_status_display(), STATUS_COLOURS.get(obj.status, "#0f766e"))
+
+    @admin.display(description="Frequency")
+    def frequency_display(self, obj):
+        frequency = obj.frequency()
+        return f"{frequency['1h']} in the last hour · {frequency['24h']} in 24 h · {frequency['7d']} in 7 days"
+
+    @admin.display(description="Components")
+    def fingerprint_display(self, obj):
+        rows = format_html_join(
+            "",
+            "<tr><td><code>{}</code></td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
+            (
+                (
+                    component.get("name", ""),
+                    "✔ contributes" if component.get("contributes") else "– ignored",
+                    ", ".join(str(value) for value in component.get("values", []))[:300],
+                    component.get("hint", ""),
+                )
+                for component in obj.fingerprint_components or []
+            ),
+        )
+        return format_html(
+            '<table class="fingerprint-components"><thead><tr><th>Component</th><th>Used</th><th>Values</th>'
+            "<th>Why</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
+
+    def save_model(self, request, obj, form, change):
+        if change and "severity" in form.changed_data:
+            from incidents.services.lifecycle import change_severity
+
+            change_severity(obj.pk, obj.severity, actor=request.user.get_username())
+            return
+        super().save_model(request, obj, form, change)
+
+    def _act(self, request, queryset, service_function, verb: str):
+        done, refused = 0, []
+        for incident_id in queryset.values_list("pk", flat=True):
+            try:
+                service_function(incident_id, actor=request.user.get_username())
+                done += 1
+            except TransitionRefused as exc:
+                refused.append(exc.message)
+        if done:
+            self.message_user(request, f"{verb} {done} incident(s).", messages.SUCCESS)
+        for reason in refused:
+            self.message_user(request, reason, messages.WARNING)
+
+    @admin.action(description="Acknowledge selected incidents", permissions=["change"])
+    def acknowledge_selected(self, request, queryset):
+        self._act(request, queryset, acknowledge_incident, "Acknowledged")
+
+    @admin.action(description="Resolve selected incidents", permissions=["change"])
+    def resolve_selected(self, request, queryset):
+        self._act(request, queryset, resolve_incident, "Resolved")
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    """Events are an audit record: read-only."""
+
+    list_display = ["id", "received_at", "source", "outcome", "status", "title", "incident_link"]
+    list_filter = ["source", "outcome", "status", "kind"]
+    search_fields = ["title", "source_id", "exception_type", "trace_id"]
+    list_select_related = ["incident"]
+    raw_id_fields = ["incident", "integration", "log_source"]
+    date_hierarchy = "received_at"
+
+    @admin.display(description="Incident")
+    def incident_link(self, obj):
+        return format_html('<a href="../incident/{}/change/">#{} {}</a>', obj.incident_id, obj.incident_id, obj.incident.title[:60])
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Silence)
+class SilenceAdmin(admin.ModelAdmin):
+    list_display = ["comment", "active", "match_service", "match_alertname", "match_fingerprint", "starts_at", "ends_at"]
+    search_fields = ["comment", "match_service", "match_alertname", "match_fingerprint"]
+    readonly_fields = ["created_by", "created_at"]
+
+    @admin.display(boolean=True)
+    def active(self, obj):
+        return obj.is_active()
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user.get_username()
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(ClassificationRule)
+class ClassificationRuleAdmin(admin.ModelAdmin):
+    list_display = ["name", "position", "enabled", "category", "severity_override", "match_alertname", "match_message"]
+    list_editable = ["position", "enabled"]
+    list_filter = ["enabled", "category", "severity_override"]
+    search_fields = ["name", "category", "match_alertname", "match_message"]
+
+
+@admin.register(FingerprintRule)
+class FingerprintRuleAdmin(admin.ModelAdmin):
+    list_display = ["name", "position", "enabled", "service", "alertname", "exception_type", "group_by", "static_key"]
+    list_editable = ["position", "enabled"]
+    search_fields = ["name", "service", "alertname", "exception_type"]
+
+
+@admin.register(LogSource)
+class LogSourceAdmin(admin.ModelAdmin):
+    list_display = ["name", "path", "service", "enabled", "offset", "lines_read", "signals_sent", "last_tailed_at", "last_error"]
+    list_filter = ["enabled"]
+    search_fields = ["name", "path", "service"]
+    readonly_fields = ["offset", "inode", "device", "lines_read", "signals_sent", "last_tailed_at", "last_error"]
+    actions = ["tail_now"]
+
+    @admin.action(description="Read new lines now", permissions=["change"])
+    def tail_now(self, request, queryset):
+        from incidents.logtail import tail_log_source
+
+        for source in queryset:
+            result = tail_log_source(source.pk)
+            level = messages.WARNING if result.error else messages.SUCCESS
+            self.message_user(
+                request, f"{source.name}: {result.lines} lines, {result.signals} signals {result.error}".strip(), level
+            )
+
+

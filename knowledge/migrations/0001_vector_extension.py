@@ -1,0 +1,10 @@
+"""Create the pgvector extension that knowledge embeddings and similar-incident search use."""
+
+from django.db import migrations
+from pgvector.django import VectorExtension
+
+
+class Migration(migrations.Migration):
+    initial = True
+    dependencies = []
+    operations = [VectorExtension()]

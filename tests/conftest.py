@@ -1,0 +1,74 @@
+"""Shared fixtures. Tests run against the real embedded PostgreSQL (a per-run test database)."""
+
+import os
+
+import pytest
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rule_caches():
+    """Rules are cached per process; every test starts from what its own database holds."""
+    from incidents.services.rules import clear_rule_caches
+
+    clear_rule_caches()
+    yield
+    clear_rule_caches()
+
+
+@pytest.fixture
+def client_api():
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+@pytest.fixture
+def make_integration(db):
+    """make_integration(kind="generic", **fields) → Integration with `.raw_token`."""
+    from tests.factories import IntegrationFactory
+
+    def make(kind="generic", **fields):
+        return IntegrationFactory(kind=kind, **fields)
+
+    return make
+
+
+@pytest.fixture
+def post_json(client_api):
+    """post_json(path, body, token=None, **extra) → response; body is JSON-encoded unless bytes."""
+    import json as _json
+
+    def post(path, body, token=None, content_type="application/json", **extra):
+        data = body if isinstance(body, (bytes, str)) else _json.dumps(body)
+        headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
+        headers.update(extra)
+        return client_api.generic("POST", path, data, content_type=content_type, **headers)
+
+    return post
+
+
+@pytest.fixture
+def engineer(db):
+    """A staff user with the incident permissions (what an on-call engineer has)."""
+    from django.contrib.auth.models import Permission, User
+
+    user = User.objects.create_user("oncall", password="pw-oncall-123", is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_incident", "change_incident", "view_event"])
+    )
+    return user
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """Before the test database is dropped, end sessions that threads or forked workers left open."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )

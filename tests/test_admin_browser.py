@@ -1,0 +1,121 @@
+"""The admin as an on-call engineer uses it, in a real headless Chromium."""
+
+import os
+import re
+
+import pytest
+
+from incidents.models import Incident, Integration, hash_token
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed"),
+]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture
+def page():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page()
+        page.set_default_timeout(15_000)
+        yield page
+        browser.close()
+
+
+@pytest.fixture
+def logged_in(page, live_server, django_user_model):
+    django_user_model.objects.create_superuser("boss", password="pw-boss-123456")
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", "boss")
+    page.fill("#id_password", "pw-boss-123456")
+    page.click("input[type=submit]")
+    page.wait_for_selector("#site-name")
+    return page
+
+
+def _ingest(live_server, token, body):
+    import httpx
+
+    response = httpx.post(
+        f"{live_server.url}/api/v1/ingest/events", json=body, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 202, response.text
+
+
+def test_an_engineer_sees_the_incident_its_fingerprint_and_resolves_it(logged_in, live_server, make_integration):
+    page = logged_in
+    token = make_integration("generic").raw_token
+    crash = {
+        "service": "payments",
+        "title": "KeyError: 'currency'",
+        "exception_type": "KeyError",
+        "traceback": 'Traceback (most recent call last):\n  File "/srv/shop/payments/service.py", line 112, '
+        "in charge_order\n    currency = payload['currency']\nKeyError: 'currency'",
+        "severity": "critical",
+    }
+    _ingest(live_server, token, crash)
+    _ingest(live_server, token, crash)
+    incident = Incident.objects.get()
+
+    page.goto(f"{live_server.url}/admin/incidents/incident/")
+    row = page.locator("#result_list tbody tr").first
+    assert "KeyError" in row.inner_text()
+    assert "P1" in row.inner_text()
+
+    page.goto(f"{live_server.url}/admin/incidents/incident/?severity__exact=P3")
+    assert page.locator("#result_list").count() == 0 or "KeyError" not in page.content()
+
+    page.goto(f"{live_server.url}/admin/incidents/incident/{incident.pk}/change/")
+    components = page.locator("table.fingerprint-components").inner_text()
+    assert "exception_type" in components and "KeyError" in components
+    assert "2 in the last hour" in page.content()
+    assert "Opened by generic" in page.content()
+
+    page.goto(f"{live_server.url}/admin/incidents/incident/")
+    page.check(f"input[name=_selected_action][value='{incident.pk}']")
+    page.select_option("select[name=action]", "resolve_selected")
+    page.click("button[name=index]")
+    page.wait_for_selector(".messagelist")
+    assert "Resolved 1 incident" in page.locator(".messagelist").inner_text()
+    incident.refresh_from_db()
+    assert incident.status == "resolved"
+    page.screenshot(path=str(live_server_screenshot_dir() / "admin-incidents.png"))
+
+
+def test_a_new_integration_shows_its_token_once(logged_in, live_server):
+    page = logged_in
+    page.goto(f"{live_server.url}/admin/incidents/integration/add/")
+    page.fill("#id_name", "prometheus-prod")
+    page.select_option("#id_kind", "alertmanager")
+    page.click("input[name=_save]")
+
+    token = page.locator("code.quench-token").inner_text().strip()
+    assert re.fullmatch(r"qk_[A-Za-z0-9_\-]{40,}", token)
+    assert "will not show" in page.content()
+    integration = Integration.objects.get(name="prometheus-prod")
+    assert integration.token_hash == hash_token(token)
+
+    page.goto(f"{live_server.url}/admin/incidents/integration/{integration.pk}/change/")
+    assert token not in page.content()
+
+
+def live_server_screenshot_dir():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "var" / "screenshots"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,73 @@
+"""/healthz checks the database, the queue and the scheduler; /metrics speaks Prometheus text."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from incidents.models import Heartbeat
+from incidents.tasks import heartbeat
+
+
+def test_healthz_is_unhealthy_until_the_scheduler_beats(client, db):
+    response = client.get("/healthz")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["checks"]["database"]["ok"] is True
+    assert body["checks"]["queue"]["ok"] is True
+    assert body["checks"]["scheduler"]["ok"] is False
+    assert "qcluster" in body["checks"]["scheduler"]["problem"]
+
+
+def test_healthz_is_ok_with_a_recent_heartbeat(client, db):
+    heartbeat()
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+def test_healthz_notices_a_silent_scheduler(client, db):
+    Heartbeat.objects.create(name="scheduler", beat_at=timezone.now() - timedelta(minutes=10))
+
+    body = client.get("/healthz").json()
+
+    assert body["checks"]["scheduler"]["ok"] is False
+    assert "no heartbeat for" in body["checks"]["scheduler"]["problem"]
+
+
+def test_healthz_notices_a_stuck_queue(client, db):
+    from django_q.models import OrmQ
+
+    heartbeat()
+    OrmQ.objects.create(key="quench", payload="x", lock=timezone.now() - timedelta(minutes=30))
+
+    body = client.get("/healthz").json()
+
+    assert body["checks"]["queue"]["ok"] is False
+    assert body["checks"]["queue"]["backlog"] == 1
+
+
+@pytest.fixture
+def token(make_integration):
+    return make_integration("generic").raw_token
+
+
+def test_metrics_count_events_by_source_and_outcome_and_open_incidents(client, post_json, token):
+    body = {"service": "api", "title": "boom", "severity": "critical", "event_id": "e1"}
+    post_json("/api/v1/ingest/events", body, token)
+    post_json("/api/v1/ingest/events", body, token)  # a retry
+    post_json("/api/v1/ingest/events", b"{broken", token)
+
+    response = client.get("/metrics")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    text = response.content.decode()
+    assert 'quench_events_total{source="generic",outcome="opened"} 1' in text
+    assert 'quench_events_total{source="generic",outcome="duplicate"} 1' in text
+    assert 'quench_events_total{source="generic",outcome="rejected_invalid"} 1' in text
+    assert 'quench_open_incidents{severity="P1"} 1' in text
+    assert 'quench_open_incidents{severity="P0"} 0' in text

@@ -1,0 +1,72 @@
+"""The debounced wake-up travels through the real django-q2 queue, exactly once."""
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connections
+from django.utils import timezone
+
+from incidents.models import Activity, Incident, IncidentWakeup
+from incidents.tasks import handle_wakeup, sweep_wakeups
+
+
+def _send(post_json, token, **fields):
+    body = {"service": "checkout", "title": "Payment provider timeout", **fields}
+    assert post_json("/api/v1/ingest/events", body, token).status_code == 202
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_new_incident_is_woken_by_a_real_cluster(post_json, make_integration):
+    from django_q.cluster import Cluster
+    from django_q.models import OrmQ
+
+    token = make_integration("generic").raw_token
+    _send(post_json, token)
+    _send(post_json, token)
+    wakeup = IncidentWakeup.objects.get()
+    assert wakeup.enqueued_at is not None
+    assert OrmQ.objects.count() == 1
+
+    connections.close_all()  # the cluster forks; children must not share our connection
+    cluster = Cluster()
+    cluster.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            wakeup.refresh_from_db()
+            if wakeup.handled_at:
+                break
+            time.sleep(0.25)
+    finally:
+        cluster.stop()
+        connections.close_all()
+
+    assert wakeup.handled_at is not None
+    incident = Incident.objects.get()
+    assert Activity.objects.filter(incident=incident, kind="wakeup").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_redelivered_wakeup_task_does_nothing(post_json, make_integration):
+    _send(post_json, make_integration("generic").raw_token)
+    wakeup = IncidentWakeup.objects.get()
+
+    assert handle_wakeup(wakeup.pk) is True
+    assert handle_wakeup(wakeup.pk) is False
+    assert Activity.objects.filter(kind="wakeup").count() == 1
+
+
+@pytest.mark.django_db
+def test_the_sweep_reenqueues_a_lost_wakeup(post_json, make_integration):
+    from django_q.models import OrmQ
+
+    _send(post_json, make_integration("generic").raw_token)
+    # As if the process died between the commit and the enqueue.
+    IncidentWakeup.objects.update(created_at=timezone.now() - timedelta(minutes=5), enqueued_at=None)
+    OrmQ.objects.all().delete()
+
+    assert sweep_wakeups() == 1
+    assert OrmQ.objects.count() == 1
+    assert IncidentWakeup.objects.get().enqueued_at is not None
