@@ -131,6 +131,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "IncidentSeverityEnum": "incidents.choices.Severity",
+        "IncidentStatusEnum": "incidents.choices.IncidentStatus",
+        "GenericEventSeverityEnum": ["critical", "error", "warning", "info", "P0", "P1", "P2", "P3"],
+        "GenericEventStatusEnum": ["firing", "resolved"],
+    },
 }
 
 # Largest request body accepted by the ingestion endpoints (413 above it).

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
+import threading
+import time
 from collections import Counter
 
 from django.db import connection
@@ -12,9 +16,31 @@ from incidents.choices import IncidentStatus, Severity
 from incidents.models import Incident, IngestCounter
 
 SHARDS = 64
+# Counts are gathered in memory and written at most this often per process, so that
+# metrics cost no query on most requests. A killed process loses at most this window.
+FLUSH_SECONDS = 1.0
+
+_pending: Counter = Counter()
+_pending_lock = threading.Lock()
+_last_flush = 0.0
 
 
 def _add(counts: Counter) -> None:
+    global _last_flush
+    with _pending_lock:
+        _pending.update(counts)
+        now = time.monotonic()
+        if now - _last_flush < FLUSH_SECONDS:
+            return
+        _last_flush = now
+    flush()
+
+
+def flush() -> None:
+    """Write the counts gathered in this process (also called before /metrics renders)."""
+    with _pending_lock:
+        counts = Counter(_pending)
+        _pending.clear()
     if not counts:
         return
     shard = os.getpid() % SHARDS
@@ -41,6 +67,7 @@ def count_rejected(source: str, reason: str) -> None:
 
 
 def render() -> str:
+    flush()
     lines = [
         "# HELP quench_events_total Signals received, by source and what ingestion did with them.",
         "# TYPE quench_events_total counter",
@@ -68,3 +95,12 @@ def render() -> str:
     for status in IncidentStatus.values:
         lines.append(f'quench_incidents_by_status{{status="{status}"}} {by_status.get(status, 0)}')
     return "\n".join(lines) + "\n"
+
+
+def _flush_at_exit() -> None:
+    # The database may already be gone at interpreter exit; metrics are not worth a traceback.
+    with contextlib.suppress(Exception):
+        flush()
+
+
+atexit.register(_flush_at_exit)

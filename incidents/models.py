@@ -163,13 +163,18 @@ class IncidentCounter(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["incident", "bucket_start"], name="one_counter_per_bucket")]
 
+    def __str__(self) -> str:
+        return f"incident #{self.incident_id} at {self.bucket_start:%Y-%m-%d %H:%M}: {self.count}"
+
 
 class Event(models.Model):
     """One received occurrence, as stored (secrets redacted)."""
 
-    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="events")
+    # Events are the hottest insert: every index costs. The incident is covered by the
+    # (incident, -received_at) index; log sources are looked up the other way round.
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="events", db_index=False)
     integration = models.ForeignKey(Integration, null=True, blank=True, on_delete=models.SET_NULL)
-    log_source = models.ForeignKey("LogSource", null=True, blank=True, on_delete=models.SET_NULL)
+    log_source = models.ForeignKey("LogSource", null=True, blank=True, on_delete=models.SET_NULL, db_index=False)
     source = models.CharField(max_length=20)
     source_id = models.CharField(max_length=255, blank=True, help_text="The occurrence's id at the source.")
     # The incident's regression_count when this event arrived: a retried delivery is a
@@ -250,6 +255,9 @@ class IncidentWakeup(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["handled_at", "created_at"], name="wakeup_pending")]
+
+    def __str__(self) -> str:
+        return f"wake-up of incident #{self.incident_id} ({self.reason})"
 
 
 class _Matchers(models.Model):
@@ -438,6 +446,9 @@ class IngestCounter(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["source", "outcome", "shard"], name="one_ingest_counter_per_shard")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.source}/{self.outcome}: {self.count}"
 
 
 class Heartbeat(models.Model):

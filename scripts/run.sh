@@ -28,7 +28,7 @@ $PY manage.py send_demo_alerts --url "http://$HOST:$PORT" || echo "demo alerts c
 cat <<MSG
 
 Quench is running:
-  admin      http://$HOST:$PORT/admin/        (credentials printed above on first run; see var/admin-credentials.txt)
+  admin      http://$HOST:$PORT/admin/        (credentials printed above on the first run; forgot them? .venv/bin/python manage.py changepassword admin)
   API docs   http://$HOST:$PORT/api/docs/
   health     http://$HOST:$PORT/healthz
   metrics    http://$HOST:$PORT/metrics

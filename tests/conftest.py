@@ -10,11 +10,17 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 @pytest.fixture(autouse=True)
 def _fresh_rule_caches():
     """Rules are cached per process; every test starts from what its own database holds."""
+    from incidents import metrics
+    from incidents.api.authentication import clear_token_cache
     from incidents.services.rules import clear_rule_caches
 
     clear_rule_caches()
+    clear_token_cache()
+    metrics._pending.clear()
     yield
     clear_rule_caches()
+    clear_token_cache()
+    metrics._pending.clear()
 
 
 @pytest.fixture

@@ -5,8 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 
+# One reference time per process, so a payload built twice is the same delivery (a retry).
+_NOW = datetime.now(UTC).replace(microsecond=0)
+
+
 def _iso(minutes_ago: float) -> str:
-    return (datetime.now(UTC) - timedelta(minutes=minutes_ago)).isoformat().replace("+00:00", "Z")
+    return (_NOW - timedelta(minutes=minutes_ago)).isoformat().replace("+00:00", "Z")
 
 
 PAYMENT_TRACEBACK = """Traceback (most recent call last):
