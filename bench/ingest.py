@@ -225,7 +225,9 @@ def main() -> None:
         server.wait(timeout=30)
 
     ratio = ingest["requests_per_s"] / ping["requests_per_s"] if ping["requests_per_s"] else float("nan")
-    print(f"machine: {os.cpu_count()} cores; gunicorn {args.workers} sync workers; {args.clients} clients; {args.seconds:.0f} s each")
+    print(
+        f"machine: {os.cpu_count()} cores; gunicorn {args.workers} sync workers; {args.clients} clients; {args.seconds:.0f} s each"
+    )
     print(
         f"ingest: {ingest['alerts_per_s']:,.0f} accepted alerts/s  ({ingest['requests_per_s']:,.0f} requests/s)  "
         f"p50 {ingest['p50_ms']:.1f} ms  p99 {ingest['p99_ms']:.1f} ms  errors {ingest['errors']}"

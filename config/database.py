@@ -110,7 +110,9 @@ def stop_embedded_server(base_dir: Path) -> bool:
     version = int((pgdata / "PG_VERSION").read_text().strip())
     user = "pgserver" if os.geteuid() == 0 else None
     try:
-        pgexec("pg_ctl", ("-w", "-D", str(pgdata), "-m", "fast", "stop"), bin_path=POSTGRES_VERSIONS[version], user=user)
+        pgexec(
+            "pg_ctl", ("-w", "-D", str(pgdata), "-m", "fast", "stop"), bin_path=POSTGRES_VERSIONS[version], user=user
+        )
     except subprocess.CalledProcessError:
         info.process.terminate()
     return True

@@ -164,10 +164,33 @@ class IncidentAdmin(admin.ModelAdmin):
             "Occurrences",
             {"fields": ["event_count", "frequency_display", "regression_count", "first_seen", "last_seen"]},
         ),
-        ("What fired", {"fields": ["kind", "source", "integration", "alertname", "exception_type", "culprit", "route", "labels", "message"]}),
+        (
+            "What fired",
+            {
+                "fields": [
+                    "kind",
+                    "source",
+                    "integration",
+                    "alertname",
+                    "exception_type",
+                    "culprit",
+                    "route",
+                    "labels",
+                    "message",
+                ]
+            },
+        ),
         (
             "Fingerprint",
-            {"fields": ["fingerprint", "fingerprint_version", "fingerprint_strategy", "fingerprint_display", "dedup_key"]},
+            {
+                "fields": [
+                    "fingerprint",
+                    "fingerprint_version",
+                    "fingerprint_strategy",
+                    "fingerprint_display",
+                    "dedup_key",
+                ]
+            },
         ),
         ("Lifecycle", {"fields": ["acknowledged_at", "resolved_at", "regressed_at", "last_wakeup_at"]}),
     ]
@@ -256,7 +279,9 @@ class EventAdmin(admin.ModelAdmin):
 
     @admin.display(description="Incident")
     def incident_link(self, obj):
-        return format_html('<a href="../incident/{}/change/">#{} {}</a>', obj.incident_id, obj.incident_id, obj.incident.title[:60])
+        return format_html(
+            '<a href="../incident/{}/change/">#{} {}</a>', obj.incident_id, obj.incident_id, obj.incident.title[:60]
+        )
 
     def has_add_permission(self, request):
         return False
@@ -270,7 +295,15 @@ class EventAdmin(admin.ModelAdmin):
 
 @admin.register(Silence)
 class SilenceAdmin(admin.ModelAdmin):
-    list_display = ["comment", "active", "match_service", "match_alertname", "match_fingerprint", "starts_at", "ends_at"]
+    list_display = [
+        "comment",
+        "active",
+        "match_service",
+        "match_alertname",
+        "match_fingerprint",
+        "starts_at",
+        "ends_at",
+    ]
     search_fields = ["comment", "match_service", "match_alertname", "match_fingerprint"]
     readonly_fields = ["created_by", "created_at"]
 
@@ -301,7 +334,17 @@ class FingerprintRuleAdmin(admin.ModelAdmin):
 
 @admin.register(LogSource)
 class LogSourceAdmin(admin.ModelAdmin):
-    list_display = ["name", "path", "service", "enabled", "offset", "lines_read", "signals_sent", "last_tailed_at", "last_error"]
+    list_display = [
+        "name",
+        "path",
+        "service",
+        "enabled",
+        "offset",
+        "lines_read",
+        "signals_sent",
+        "last_tailed_at",
+        "last_error",
+    ]
     list_filter = ["enabled"]
     search_fields = ["name", "path", "service"]
     readonly_fields = ["offset", "inode", "device", "lines_read", "signals_sent", "last_tailed_at", "last_error"]
@@ -317,5 +360,3 @@ class LogSourceAdmin(admin.ModelAdmin):
             self.message_user(
                 request, f"{source.name}: {result.lines} lines, {result.signals} signals {result.error}".strip(), level
             )
-
-

@@ -36,8 +36,11 @@ from incidents.choices import LogLevel
 from incidents.models import LogSource
 from incidents.services.ingest import ingest_signals
 from incidents.sources.base import Signal
-from incidents.sources.jsonlog import ERROR_LEVEL, parse_record
-from incidents.sources.jsonlog import _level as record_level  # one reading of levels for both modules
+from incidents.sources.jsonlog import (
+    ERROR_LEVEL,
+    parse_record,
+    record_level,  # one reading of levels for both modules
+)
 
 logger = logging.getLogger(__name__)
 

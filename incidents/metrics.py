@@ -72,7 +72,9 @@ def render() -> str:
         "# HELP quench_events_total Signals received, by source and what ingestion did with them.",
         "# TYPE quench_events_total counter",
     ]
-    totals = IngestCounter.objects.values("source", "outcome").annotate(total=Sum("count")).order_by("source", "outcome")
+    totals = (
+        IngestCounter.objects.values("source", "outcome").annotate(total=Sum("count")).order_by("source", "outcome")
+    )
     for row in totals:
         lines.append(f'quench_events_total{{source="{row["source"]}",outcome="{row["outcome"]}"}} {row["total"]}')
     lines += [

@@ -37,9 +37,7 @@ def handle_wakeup(wakeup_id: int) -> bool:
     a redelivered task returns False and does nothing.
     """
     with transaction.atomic():
-        claimed = IncidentWakeup.objects.filter(pk=wakeup_id, handled_at__isnull=True).update(
-            handled_at=timezone.now()
-        )
+        claimed = IncidentWakeup.objects.filter(pk=wakeup_id, handled_at__isnull=True).update(handled_at=timezone.now())
         if not claimed:
             return False
         wakeup = IncidentWakeup.objects.select_related("incident").get(pk=wakeup_id)

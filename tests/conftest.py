@@ -78,3 +78,13 @@ def django_db_setup(django_db_setup, django_db_blocker):
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+
+
+# Property tests run the same examples on every machine: CI must not turn red by luck.
+try:
+    from hypothesis import settings as _hypothesis_settings
+
+    _hypothesis_settings.register_profile("quench", derandomize=True, deadline=None, print_blob=True)
+    _hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quench"))
+except ImportError:  # pragma: no cover - hypothesis is in requirements/test.txt
+    pass

@@ -102,7 +102,9 @@ def test_a_refused_transition_is_409_saying_why(api, incidents):
     assert "cannot become" in response.json()["error"]
 
 
-def test_reopening_when_another_incident_is_open_for_the_fingerprint_is_409(api, incidents, post_json, make_integration):
+def test_reopening_when_another_incident_is_open_for_the_fingerprint_is_409(
+    api, incidents, post_json, make_integration
+):
     incident = incidents["Slow search index"]
     api.post(f"/api/v1/incidents/{incident.pk}/resolve", {}, format="json")
     Incident.objects.filter(pk=incident.pk).update(fingerprint="f" * 64)  # make room, then reuse

@@ -201,3 +201,28 @@ def test_frequency_counts_by_window(send):
     IncidentCounter.objects.create(incident=incident, bucket_start=old, count=7)
 
     assert incident.frequency() == {"1h": 1, "24h": 1, "7d": 8}
+
+
+def test_a_fingerprint_rule_regroups_matching_signals(send):
+    from incidents.models import FingerprintRule
+
+    FingerprintRule.objects.create(name="one incident per service", service="checkout", group_by=["service"])
+    send(title="Payment provider timeout")
+    send(title="Card tokenizer crashed", exception_type="ValueError")
+
+    incident = Incident.objects.get()
+    assert incident.event_count == 2
+    assert incident.fingerprint_strategy == "rule:one incident per service"
+
+
+def test_fingerprint_rule_validation_names_the_field(db):
+    from django.core.exceptions import ValidationError
+
+    from incidents.models import FingerprintRule
+
+    with pytest.raises(ValidationError) as error:
+        FingerprintRule(name="bad", group_by=["service", "colour"]).full_clean()
+    assert "group_by" in error.value.message_dict
+    with pytest.raises(ValidationError) as error:
+        FingerprintRule(name="bad", message_pattern="(", static_key="x").full_clean()
+    assert "message_pattern" in error.value.message_dict

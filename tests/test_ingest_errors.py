@@ -39,7 +39,9 @@ def test_malformed_json_is_400_naming_the_body(post_json, token):
 
 
 def test_a_schema_violation_is_400_naming_the_field(post_json, token):
-    body = assert_error(post_json(ENDPOINTS["generic"], {"service": "api", "title": "x", "severity": "loud"}, token), 400)
+    body = assert_error(
+        post_json(ENDPOINTS["generic"], {"service": "api", "title": "x", "severity": "loud"}, token), 400
+    )
     assert any("severity" in field for field in body["detail"]), body
 
 
@@ -116,3 +118,15 @@ def test_an_unknown_api_url_is_a_json_404(client_api, db):
     response = client_api.get("/api/v1/nope")
     assert response.status_code == 404
     assert response.json()["error"]
+
+
+def test_nul_characters_and_lone_surrogates_are_stored_not_a_500(post_json, make_integration):
+    token = make_integration("generic").raw_token
+    body = b'{"service": "api", "title": "bad \\u0000 byte \\ud800 here", "message": "keep \\\\u0000 literal"}'
+
+    response = post_json("/api/v1/ingest/events", body, token)
+
+    assert response.status_code == 202, response.content
+    incident = Incident.objects.get()
+    assert incident.title == "bad \ufffd byte ? here"
+    assert incident.message == "keep \\u0000 literal"

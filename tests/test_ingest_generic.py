@@ -80,7 +80,7 @@ def test_a_retried_delivery_stores_nothing_new(post_json, token):
 
     assert first.json()["accepted"] == 1
     assert retry.status_code == 202
-    assert retry.json() ["duplicates"] == 1 and retry.json()["accepted"] == 0
+    assert retry.json()["duplicates"] == 1 and retry.json()["accepted"] == 0
     assert Event.objects.count() == 1
     assert Incident.objects.get().event_count == 1
 
@@ -183,3 +183,43 @@ def test_secrets_in_the_payload_are_redacted_before_storage(post_json, token):
     everything = f"{stored.payload} {stored.message} {stored.labels} {Incident.objects.get().message}"
     assert secret not in everything
     assert "hunter2secret" not in everything
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_incident_resolved_between_read_and_write_is_regressed_not_appended(post_json, monkeypatch):
+    """The bulk path reads without a lock; a state change in between sends the batch down the locked path."""
+    import threading
+
+    from django.db import connection
+
+    from incidents.services import ingest
+    from tests.factories import IntegrationFactory
+
+    token = IntegrationFactory(kind="generic").raw_token
+    post_json(URL, crash(), token)
+    real_check = ingest._is_plain_repeat
+    calls = []
+
+    def resolve_meanwhile(incident, signal):
+        if not calls:
+            # Another connection resolves and commits while this request is between its read and its write.
+            def other_engineer():
+                Incident.objects.filter(pk=incident.pk).update(
+                    status=IncidentStatus.RESOLVED, resolved_at=timezone.now()
+                )
+                connection.close()
+
+            thread = threading.Thread(target=other_engineer)
+            thread.start()
+            thread.join()
+        calls.append(1)
+        return real_check(incident, signal)
+
+    monkeypatch.setattr(ingest, "_is_plain_repeat", resolve_meanwhile)
+    response = post_json(URL, crash(order_id=2), token)
+
+    assert response.json()["results"][0]["outcome"] == EventOutcome.REGRESSED
+    incident = Incident.objects.get()
+    assert incident.regression_count == 1
+    assert incident.event_count == 2
+    assert Event.objects.filter(incident=incident).count() == 2

@@ -140,7 +140,13 @@ def test_events_v2_errors_in_pagerduty_shape(post_json, make_integration):
     wrong_kind = post_json(PD, {"routing_key": make_integration("generic").raw_token, "event_action": "trigger"})
     malformed = post_json(PD, b"{", None)
 
-    for response, status in [(missing_key, 400), (bad_action, 400), (unknown_key, 401), (wrong_kind, 401), (malformed, 400)]:
+    for response, status in [
+        (missing_key, 400),
+        (bad_action, 400),
+        (unknown_key, 401),
+        (wrong_kind, 401),
+        (malformed, 400),
+    ]:
         assert response.status_code == status, response.content
         body = response.json()
         assert body["status"] in ("invalid event", "unauthorized")

@@ -27,7 +27,11 @@ def _check_queue() -> dict:
     oldest = OrmQ.objects.order_by("lock", "id").values_list("lock", flat=True).first()
     backlog = OrmQ.objects.count()
     if backlog and oldest and timezone.now() - oldest > QUEUE_STUCK_AFTER:
-        return {"ok": False, "backlog": backlog, "problem": "tasks waiting for more than 5 minutes: is a cluster running?"}
+        return {
+            "ok": False,
+            "backlog": backlog,
+            "problem": "tasks waiting for more than 5 minutes: is a cluster running?",
+        }
     return {"ok": True, "backlog": backlog}
 
 

@@ -8,6 +8,7 @@ content type (415), a bounded body (413), well-formed JSON (400).
 from __future__ import annotations
 
 import json
+import re
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
@@ -57,11 +58,36 @@ def read_json_body(request):
     if not body.strip():
         raise PayloadError("Empty body: send a JSON document.", {"body": "empty"})
     try:
-        return json.loads(body)
+        if b"\\u" not in body:
+            return json.loads(body)
+        # PostgreSQL cannot store NUL characters or lone UTF-16 surrogates, which JSON
+        # can carry as escapes; they become U+FFFD rather than a lost event or a 500.
+        return _storable(json.loads(_NUL_ESCAPE.sub(rb"\1\\ufffd", body)))
     except UnicodeDecodeError:
         raise PayloadError("Body is not UTF-8.", {"body": "not valid UTF-8"}) from None
     except json.JSONDecodeError as exc:
         raise PayloadError("Malformed JSON.", {"body": f"{exc.msg} at line {exc.lineno} column {exc.colno}"}) from None
+
+
+_NUL_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def _storable(value):
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8") if _has_surrogate(value) else value
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    return value
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 class IngestView(APIView):
@@ -124,7 +150,10 @@ _ERRORS = {400: _ERROR_SCHEMA, 401: _ERROR_SCHEMA, 403: _ERROR_SCHEMA, 413: _ERR
 
 def _webhook_schema(summary: str, description: str):
     return extend_schema(
-        summary=summary, description=description, request=OpenApiTypes.OBJECT, responses={202: _RESULT_SCHEMA, **_ERRORS}
+        summary=summary,
+        description=description,
+        request=OpenApiTypes.OBJECT,
+        responses={202: _RESULT_SCHEMA, **_ERRORS},
     )
 
 
@@ -275,7 +304,9 @@ class PingView(APIView):
 
     @extend_schema(
         summary="Check an integration token",
-        responses={200: inline_serializer("Ping", {"ok": serializers.BooleanField(), "integration": serializers.CharField()})},
+        responses={
+            200: inline_serializer("Ping", {"ok": serializers.BooleanField(), "integration": serializers.CharField()})
+        },
     )
     def get(self, request):
         return Response({"ok": True, "integration": request.auth.name})

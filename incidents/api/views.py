@@ -83,7 +83,9 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         serializer = IncidentActionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         self.get_object()  # 404 for an unknown id before anything else
-        incident = service_function(int(pk), actor=request.user.get_username(), note=serializer.validated_data.get("note", ""))
+        incident = service_function(
+            int(pk), actor=request.user.get_username(), note=serializer.validated_data.get("note", "")
+        )
         incident = self.get_queryset().get(pk=incident.pk)
         return Response(IncidentDetailSerializer(incident).data)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-
 # One reference time per process, so a payload built twice is the same delivery (a retry).
 _NOW = datetime.now(UTC).replace(microsecond=0)
 

@@ -25,7 +25,14 @@ DEFAULT_RULES = [
         "security",
         "P1",
     ),
-    ("Databases (alerts)", 50, r"(Postgres|PG|MySQL|MariaDB|Redis|Mongo|Elasticsearch|Database|DB)\w*", "", "database", ""),
+    (
+        "Databases (alerts)",
+        50,
+        r"(Postgres|PG|MySQL|MariaDB|Redis|Mongo|Elasticsearch|Database|DB)\w*",
+        "",
+        "database",
+        "",
+    ),
     (
         "Databases (errors)",
         51,

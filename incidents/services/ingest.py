@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from incidents.choices import (
@@ -46,7 +47,7 @@ MAX_OPEN_ALERT_KEYS = 500
 # soon after we first stored it (a retry racing the resolve). Later, the same id means
 # the source is still sending a problem someone closed: that is a regression.
 LATE_RETRY_WINDOW = timedelta(minutes=5)
-DEADLOCK_RETRIES = 3
+BATCH_ATTEMPTS = 3
 DEADLOCK_DETECTED = "40P01"
 _SEVERITY_RANK = {"P0": 0, "P1": 1, "P2": 2, "P3": 3}
 
@@ -69,42 +70,55 @@ def ingest_signals(
 ) -> list[IngestResult]:
     """Store signals durably and fold them into incidents; returns one result per signal, in input order."""
     prepared = [_prepare(signal, integration) for signal in signals]
-    for attempt in range(DEADLOCK_RETRIES):
+    bulk_allowed = True
+    for attempt in range(BATCH_ATTEMPTS):
         try:
             with transaction.atomic():
-                return _ingest_batch(prepared, integration, log_source)
+                return _ingest_batch(prepared, integration, log_source, bulk_allowed=bulk_allowed)
+        except _StaleSnapshot:
+            # An incident changed state between our read and our write; nothing of this
+            # attempt was kept. Go again, one signal at a time under row locks.
+            bulk_allowed = False
         except OperationalError as exc:
             # Two batches that open incidents for overlapping fingerprints can, rarely,
             # wait on each other's uncommitted inserts; PostgreSQL aborts one of them.
             # Nothing of the aborted attempt was written, so running it again is safe.
-            if getattr(exc.__cause__, "sqlstate", "") != DEADLOCK_DETECTED or attempt == DEADLOCK_RETRIES - 1:
+            if getattr(exc.__cause__, "sqlstate", "") != DEADLOCK_DETECTED or attempt == BATCH_ATTEMPTS - 1:
                 raise
             logger.warning("ingest batch deadlocked; retrying", extra={"attempt": attempt + 1})
-    raise AssertionError("unreachable")
+    raise RuntimeError("ingest batch did not settle")
 
 
-def _ingest_batch(prepared, integration, log_source) -> list[IngestResult]:
-    """One transaction: lock the batch's open incidents, append plain repeats in bulk, the rest one by one.
+class _StaleSnapshot(Exception):
+    """A bulk append found an incident no longer in the state it was read in."""
 
-    Most traffic is the same problems firing again, so repeats of an open incident
-    take a bulk path (one query each to lock, check retries, insert events, update
-    incidents and counters, whatever the batch size). Everything that changes an
-    incident's state goes through the per-signal path. Locks are always taken in
-    fingerprint order, so two batches never wait on each other in a cycle.
+
+def _ingest_batch(prepared, integration, log_source, *, bulk_allowed: bool) -> list[IngestResult]:
+    """One transaction: append plain repeats of open incidents in bulk, handle the rest one by one.
+
+    Most traffic is the same problems firing again. Those repeats take a bulk path
+    that locks nothing until its last statements: the open incidents are read without
+    a lock, the events are inserted (the unique index, not a lock, turns a retried
+    delivery into a no-op), and one guarded UPDATE bumps the counts only where the
+    incident is still in the state that was read; if one is not, the whole attempt is
+    rolled back and redone on the locked path. Row locks are then held for a fraction
+    of a millisecond instead of the whole request, so concurrent batches that share
+    incidents don't queue behind each other. Everything that changes an incident's
+    state goes through the per-signal path, under the row lock, in fingerprint order.
     """
     now = timezone.now()
     results: list[IngestResult | None] = [None] * len(prepared)
     by_fingerprint: dict[str, list[int]] = {}
     for index, (_signal, fingerprint) in enumerate(prepared):
         by_fingerprint.setdefault(fingerprint.hash, []).append(index)
-    open_incidents = {
-        incident.fingerprint: incident
-        for incident in Incident.objects.select_for_update()
-        .defer("fingerprint_components", "message", "labels")
-        .filter(fingerprint__in=sorted(by_fingerprint))
-        .exclude(status=S.RESOLVED)
-        .order_by("fingerprint")
-    }
+    open_incidents = {}
+    if bulk_allowed:
+        open_incidents = {
+            incident.fingerprint: incident
+            for incident in Incident.objects.only(*_SNAPSHOT_FIELDS)
+            .filter(fingerprint__in=sorted(by_fingerprint))
+            .exclude(status=S.RESOLVED)
+        }
     bulk: list[int] = []
     one_by_one: list[int] = []
     for fingerprint_hash in sorted(by_fingerprint):
@@ -123,6 +137,19 @@ def _ingest_batch(prepared, integration, log_source) -> list[IngestResult]:
         signal, fingerprint = prepared[index]
         results[index] = _record(signal, fingerprint, integration, log_source)
     return results  # type: ignore[return-value]
+
+
+_SNAPSHOT_FIELDS = (
+    "fingerprint",
+    "status",
+    "severity",
+    "service",
+    "alertname",
+    "regression_count",
+    "event_count",
+    "first_seen",
+    "last_wakeup_at",
+)
 
 
 def _is_plain_repeat(incident: Incident, signal: Signal) -> bool:
@@ -144,43 +171,63 @@ def _is_plain_repeat(incident: Incident, signal: Signal) -> bool:
 
 
 def _append_in_bulk(prepared, indexes, open_incidents, results, integration, log_source, now) -> None:
-    # Retried deliveries: a source id already stored in this life of the incident, or
-    # twice in this batch. The incident rows are locked, so no one else can add one.
-    wanted = []
-    for index in indexes:
-        signal, fingerprint = prepared[index]
-        if signal.source_id:
-            incident = open_incidents[fingerprint.hash]
-            wanted.append((incident.pk, incident.regression_count, signal.source_id[:255]))
-    seen = _stored_source_ids(wanted)
-    new_events: list[tuple[int, Event]] = []
-    touched: dict[int, Incident] = {}
+    events = []
     for index in indexes:
         signal, fingerprint = prepared[index]
         incident = open_incidents[fingerprint.hash]
-        key = (incident.pk, signal.source_id[:255])
-        if signal.source_id and key in seen:
-            results[index] = IngestResult(EventOutcome.DUPLICATE, incident.pk, None, fingerprint.hash)
+        events.append((index, _event(incident, signal, EventOutcome.APPENDED, integration, log_source, now)))
+    inserted = _insert_new_events([event for _, event in events])
+    appended: dict[int, list] = {}
+    for (index, event), stored in zip(events, inserted, strict=True):
+        fingerprint_hash = prepared[index][1].hash
+        if not stored:
+            results[index] = IngestResult(EventOutcome.DUPLICATE, event.incident_id, None, fingerprint_hash)
             continue
-        if signal.source_id:
-            seen.add(key)
-        _bump(incident, signal, now)
-        incident.open_alert_keys = _alert_keys_after(incident.open_alert_keys, signal)
-        touched[incident.pk] = incident
-        new_events.append((index, _event(incident, signal, EventOutcome.APPENDED, integration, log_source, now)))
-    if not new_events:
+        results[index] = IngestResult(EventOutcome.APPENDED, event.incident_id, event.pk, fingerprint_hash)
+        appended.setdefault(event.incident_id, []).append(prepared[index][0])
+    if not appended:
         return
-    _insert_events([event for _, event in new_events])
-    for index, event in new_events:
-        results[index] = IngestResult(EventOutcome.APPENDED, event.incident_id, event.pk, prepared[index][1].hash)
-    _save_counts(list(touched.values()), now)
-    counts: dict[int, int] = {}
-    for _, event in new_events:
-        counts[event.incident_id] = counts.get(event.incident_id, 0) + 1
-    _count_many(counts, now)
-    for incident in touched.values():
+    by_pk = {incident.pk: incident for incident in open_incidents.values()}
+    updated = _bump_counts({by_pk[pk]: signals for pk, signals in appended.items()}, now)
+    if len(updated) != len(appended):
+        raise _StaleSnapshot
+    _count_many({pk: len(signals) for pk, signals in appended.items()}, now)
+    for incident_id, (event_count, hour_count) in updated.items():
+        incident = by_pk[incident_id]
+        incident.event_count, incident.hour_count = event_count, hour_count
         if _is_spike(incident, now):
             _wake(incident, "spike", now)
+
+
+def _insert_new_events(events: list[Event]) -> list[bool]:
+    """INSERT events, skipping retried deliveries; sets the ids and says which were stored.
+
+    The rows travel as one JSON array that PostgreSQL turns into event records: one
+    short statement whatever the batch size. A row whose source id is already stored
+    in this life of its incident (or earlier in the same array) is skipped by the
+    unique index, race-free. PostgreSQL returns the stored rows in array order.
+    """
+    table = Event._meta.db_table
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in _EVENT_FIELDS)
+    rows = [{field.column: _json_value(getattr(event, field.attname)) for field in _EVENT_FIELDS} for event in events]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) SELECT {columns} "  # noqa: S608
+            f"FROM jsonb_populate_recordset(NULL::{table}, %s::jsonb) "
+            "ON CONFLICT (incident_id, generation, source_id) WHERE source_id <> '' DO NOTHING "
+            "RETURNING id, incident_id, source_id",
+            [json.dumps(rows)],
+        )
+        returned = cursor.fetchall()
+    stored, position = [], 0
+    for event in events:
+        if position < len(returned) and returned[position][1:] == (event.incident_id, event.source_id):
+            event.pk = returned[position][0]
+            position += 1
+            stored.append(True)
+        else:
+            stored.append(False)
+    return stored
 
 
 def _prepare(signal: Signal, integration: Integration | None):
@@ -492,7 +539,11 @@ def _wake(incident: Incident, reason: str, now: datetime) -> None:
     window = timedelta(seconds=settings.QUENCH_WAKEUP_WINDOW_SECONDS)
     if incident.last_wakeup_at and now - incident.last_wakeup_at < window:
         return
-    Incident.objects.filter(pk=incident.pk).update(last_wakeup_at=now)
+    # Conditional, so that two requests deciding at once (the bulk path holds no lock
+    # while it decides) still write one wake-up.
+    due = Q(last_wakeup_at__isnull=True) | Q(last_wakeup_at__lt=now - window)
+    if not Incident.objects.filter(due, pk=incident.pk).update(last_wakeup_at=now):
+        return
     incident.last_wakeup_at = now
     wakeup = IncidentWakeup.objects.create(incident=incident, reason=reason, created_at=now)
     from incidents.tasks import enqueue_wakeup
@@ -500,72 +551,48 @@ def _wake(incident: Incident, reason: str, now: datetime) -> None:
     transaction.on_commit(lambda: enqueue_wakeup(wakeup.pk))
 
 
-def _stored_source_ids(wanted: list[tuple[int, int, str]]) -> set[tuple[int, str]]:
-    """Which (incident, source id) pairs are already stored in the given incident generations."""
-    if not wanted:
-        return set()
-    table = Event._meta.db_table
-    rows = ", ".join(["(%s::bigint, %s::integer, %s::varchar)"] * len(wanted))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT incident_id, source_id FROM {table} "  # noqa: S608
-            f"WHERE (incident_id, generation, source_id) IN ({rows}) AND source_id <> ''",
-            [value for row in wanted for value in row],
-        )
-        return set(cursor.fetchall())
-
-
 _EVENT_FIELDS = [field for field in Event._meta.concrete_fields if not field.primary_key]
 
 
-def _insert_events(events: list[Event]) -> None:
-    """INSERT several events in one statement and set their ids.
+def _json_value(value):
+    return value.isoformat() if isinstance(value, datetime) else value
 
-    (QuerySet.bulk_create resolves every field of every object through the query
-    compiler; on the hot path this plain multi-row INSERT is several times cheaper.)
+
+def _bump_counts(signals_by_incident: dict[Incident, list[Signal]], now: datetime) -> dict[int, tuple[int, int]]:
+    """Add appended events to incidents still in the state they were read in; one statement.
+
+    Returns {incident id: (event_count, hour_count)} for the rows it updated. A missing
+    id means that incident changed status or regressed meanwhile.
     """
-    table = Event._meta.db_table
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in _EVENT_FIELDS)
-    row = "(" + ", ".join(["%s"] * len(_EVENT_FIELDS)) + ")"
-    params = [field.get_db_prep_save(getattr(event, field.attname), connection) for event in events for field in _EVENT_FIELDS]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(events))} RETURNING id",  # noqa: S608
-            params,
+    hour = _hour(now)
+    rows = []
+    for incident, signals in sorted(signals_by_incident.items(), key=lambda item: item[0].pk):
+        keys = sorted({key for signal in signals for key in _alert_keys_after([], signal)})
+        rows.append(
+            {
+                "id": incident.pk,
+                "status": incident.status,
+                "generation": incident.regression_count,
+                "n": len(signals),
+                "keys": keys,
+            }
         )
-        # PostgreSQL returns the ids of a multi-row VALUES insert in row order.
-        for event, (pk,) in zip(events, cursor.fetchall(), strict=True):
-            event.pk = pk
-
-
-def _save_counts(incidents: list[Incident], now: datetime) -> None:
-    """Write the count fields of several locked incidents in one statement.
-
-    (QuerySet.bulk_update builds a CASE per field and row, which costs more than the
-    rest of a batch together; this is the same UPDATE written out.)
-    """
     table = Incident._meta.db_table
-    row = "(%s::bigint, %s::bigint, %s::timestamptz, %s::timestamptz, %s::integer, %s::jsonb)"
-    params: list = []
-    for incident in sorted(incidents, key=lambda item: item.pk):
-        incident.updated_at = now
-        params += [
-            incident.pk,
-            incident.event_count,
-            incident.last_seen,
-            incident.hour_started_at,
-            incident.hour_count,
-            json.dumps(incident.open_alert_keys),
-        ]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} AS i SET event_count = v.event_count, last_seen = v.last_seen, "  # noqa: S608
-            "hour_started_at = v.hour_started_at, hour_count = v.hour_count, "
-            "open_alert_keys = v.open_alert_keys, updated_at = %s "
-            f"FROM (VALUES {', '.join([row] * len(incidents))}) "
-            "AS v(id, event_count, last_seen, hour_started_at, hour_count, open_alert_keys) WHERE i.id = v.id",
-            [now, *params],
+            f"UPDATE {table} AS i SET event_count = i.event_count + v.n, "  # noqa: S608
+            "last_seen = GREATEST(i.last_seen, %(now)s), updated_at = %(now)s, "
+            "hour_count = CASE WHEN i.hour_started_at = %(hour)s THEN i.hour_count + v.n ELSE v.n END, "
+            "hour_started_at = %(hour)s, "
+            "open_alert_keys = CASE WHEN i.open_alert_keys @> v.keys THEN i.open_alert_keys "
+            f"ELSE (SELECT COALESCE(jsonb_agg(k), '[]'::jsonb) FROM (SELECT DISTINCT k FROM "
+            f"jsonb_array_elements(i.open_alert_keys || v.keys) AS k LIMIT {MAX_OPEN_ALERT_KEYS}) AS s) END "
+            "FROM jsonb_to_recordset(%(rows)s::jsonb) AS v(id bigint, status text, generation integer, n integer, "
+            "keys jsonb) WHERE i.id = v.id AND i.status = v.status AND i.regression_count = v.generation "
+            "RETURNING i.id, i.event_count, i.hour_count",
+            {"now": now, "hour": hour, "rows": json.dumps(rows)},
         )
+        return {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
 
 
 def _count(incident: Incident, now: datetime) -> None:

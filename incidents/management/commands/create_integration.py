@@ -26,7 +26,9 @@ class Command(BaseCommand):
             raise CommandError("The integration name must not be empty.")
         integration = Integration.objects.filter(name=name).first()
         if integration is not None and not rotate_if_exists:
-            raise CommandError(f"An integration named {name!r} already exists (use --rotate-if-exists for a new token).")
+            raise CommandError(
+                f"An integration named {name!r} already exists (use --rotate-if-exists for a new token)."
+            )
         if integration is not None and integration.kind != kind:
             raise CommandError(f"Integration {name!r} exists with kind {integration.kind}, not {kind}.")
         if integration is None:

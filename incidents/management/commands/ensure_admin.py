@@ -21,7 +21,6 @@ class Command(BaseCommand):
         User.objects.create_superuser(username=username, email="", password=password)
         self.stdout.write(
             self.style.SUCCESS(
-                "\n  Admin user created — shown only this once:\n"
-                f"    username: {username}\n    password: {password}\n"
+                f"\n  Admin user created — shown only this once:\n    username: {username}\n    password: {password}\n"
             )
         )
