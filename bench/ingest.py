@@ -5,9 +5,12 @@ Drives Quench from concurrent keep-alive clients for a fixed time with a realist
 mix (half the requests are Alertmanager batches of 10 alerts, half single generic
 events; 95% of alerts repeat one of 200 fingerprints, 5% are new), then drives a
 trivial authenticated endpoint (/api/v1/ping) the same way. Prints accepted alerts/s,
-requests/s, p50/p99 latency for both, and the ratio of their request rates.
+requests/s, p50/p99 latency for both, and their ratio: accepted alerts/s divided by
+the trivial endpoint's requests/s (how close ingesting one alert comes to the cost of
+the cheapest authenticated request). Each round measures both back to back; the
+median round is reported, since other work on a 2-core machine moves single runs.
 
-    .venv/bin/python bench/ingest.py [--seconds 20] [--clients 8] [--workers 4]
+    .venv/bin/python bench/ingest.py [--seconds 15] [--rounds 3] [--clients 8] [--workers 4]
 
 It uses its own database (quench_bench) on the embedded server, recreated each run.
 """
@@ -208,7 +211,8 @@ def drive(port: int, tokens: dict, seconds: float, clients: int, mode: str) -> d
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--port", type=int, default=8765)
@@ -236,7 +240,7 @@ def main() -> None:
         f"ping:   {ping['requests_per_s']:,.0f} requests/s  p50 {ping['p50_ms']:.1f} ms  "
         f"p99 {ping['p99_ms']:.1f} ms  errors {ping['errors']}"
     )
-    print(f"ratio (ingest requests/s ÷ ping requests/s): {ratio:.2f}")
+    print(f"ratio (accepted alerts/s ÷ ping requests/s): {ratio:.2f}   targets: ≥ 1,000 alerts/s, ratio ≥ 0.5")
 
 
 if __name__ == "__main__":

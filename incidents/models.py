@@ -319,23 +319,29 @@ class Silence(_Matchers):
         return self.matches_basic(service=service, alertname=alertname, labels=labels)
 
 
-class ClassificationRule(_Matchers):
-    """Ordered rules that give an incident its category and, optionally, its severity."""
+class _OrderedRule(models.Model):
+    """A named admin rule among others: lower positions are tried first, the first match wins."""
 
     name = models.CharField(max_length=100, unique=True)
     position = models.PositiveIntegerField(default=100, help_text="Lower runs first; the first match wins.")
     enabled = models.BooleanField(default=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ClassificationRule(_OrderedRule, _Matchers):
+    """Ordered rules that give an incident its category and, optionally, its severity."""
+
     match_message = models.CharField(
         max_length=300, blank=True, help_text="Regular expression searched in the title, message and exception type."
     )
     category = models.CharField(max_length=60)
     severity_override = models.CharField(max_length=2, choices=Severity.choices, blank=True)
-
-    class Meta:
-        ordering = ["position", "id"]
-
-    def __str__(self) -> str:
-        return self.name
 
     def clean(self) -> None:
         super().clean()
@@ -347,12 +353,9 @@ class ClassificationRule(_Matchers):
         return self.matches_basic(service=service, alertname=alertname, labels=labels)
 
 
-class FingerprintRule(models.Model):
+class FingerprintRule(_OrderedRule):
     """An admin override of how matching signals are grouped (see incidents.fingerprinting)."""
 
-    name = models.CharField(max_length=100, unique=True)
-    position = models.PositiveIntegerField(default=100, help_text="Lower runs first; the first match wins.")
-    enabled = models.BooleanField(default=True)
     service = models.CharField(max_length=200, blank=True, help_text="Exact service name.")
     alertname = models.CharField(max_length=200, blank=True)
     exception_type = models.CharField(max_length=200, blank=True)
@@ -364,12 +367,6 @@ class FingerprintRule(models.Model):
         help_text='Components to group by, e.g. ["service", "alertname"] or ["service", "label:region"].',
     )
     static_key = models.CharField(max_length=200, blank=True, help_text="Group every match into one incident.")
-
-    class Meta:
-        ordering = ["position", "id"]
-
-    def __str__(self) -> str:
-        return self.name
 
     def clean(self) -> None:
         super().clean()

@@ -3,51 +3,15 @@
 import copy
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from incidents.sources import events_v2
 from incidents.sources.base import PayloadError, SignalKind, SignalStatus
+from tests.source_payloads import JSON, fixture_loader, mutated
 
-FIXTURES = Path(__file__).parent / "fixtures" / "sources" / "events_v2"
-
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
-    max_leaves=12,
-)
-
-
-def load(name: str):
-    return json.loads((FIXTURES / name).read_text())
-
-
-def _paths(value, prefix=()):
-    yield prefix
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _paths(item, (*prefix, index))
-
-
-@st.composite
-def mutated(draw, document):
-    """The document with one field, anywhere in it, replaced by random JSON or removed."""
-    document = copy.deepcopy(document)
-    path = draw(st.sampled_from(list(_paths(document))[1:]))
-    parent = document
-    for key in path[:-1]:
-        parent = parent[key]
-    if isinstance(parent, dict) and draw(st.booleans()):
-        del parent[path[-1]]
-    else:
-        parent[path[-1]] = draw(JSON)
-    return document
+load = fixture_loader("events_v2")
 
 
 def test_the_documented_trigger_maps_to_a_firing_alert():
