@@ -21,6 +21,7 @@ migrate: $(STAMP)
 run: migrate
 	$(PY) manage.py ensure_admin
 	$(PY) manage.py seed_demo
+	$(PY) manage.py import_knowledge knowledge/runbooks
 	@bash scripts/run.sh $(HOST) $(PORT)
 
 test: $(STAMP)

@@ -151,6 +151,7 @@ QUENCH_SPIKE_FACTOR = env_int("QUENCH_SPIKE_FACTOR", 5)
 QUENCH_SPIKE_MIN_EVENTS = env_int("QUENCH_SPIKE_MIN_EVENTS", 20)
 # Most bytes one log-tailing pass reads per LogSource (the rest waits for the next pass).
 QUENCH_LOG_TAIL_MAX_BYTES = env_int("QUENCH_LOG_TAIL_MAX_BYTES", 8 * 1024 * 1024)
+QUENCH_EMBEDDING_PROVIDER = env_str("QUENCH_EMBEDDING_PROVIDER", "local")  # local | minilm; a switch needs `reembed`
 
 # --- django-q2 (ORM broker by default; set Q_REDIS_URL for Redis) ---
 Q_CLUSTER = {

@@ -46,7 +46,9 @@ _SECRET_WORDS = (
 # so "token_type", "max_tokens" and "password_reset_url" do not count.
 # The prefix is bounded: an unbounded one makes a long "a_a_a_…" line quadratic.
 _SECRET_KEY_TEXT = rf"(?<![A-Za-z0-9])(?:[A-Za-z0-9]{{1,40}}[_.-]){{0,6}}{_SECRET_WORDS}(?![A-Za-z0-9_])"
-_VALUE = r"[^\s\"'&,;()\[\]{}<>`]++(?![(\[])"
+# A value ending in ":" is the next key ("password: X-Api-Key: …"), not a value: no match
+# here, so the scan moves on and finds that key's own value.
+_VALUE = r"[^\s\"'&,;()\[\]{}<>`]++(?![(\[])(?<!:)"
 _QUOTED = r"\"[^\"\n]*\"|'[^'\n]*'|\$\{[^}\s]*\}"  # quoted, or a ${PLACEHOLDER}
 
 # (pattern, replacement) in order: the more specific shapes first.

@@ -314,3 +314,9 @@ def test_adversarial_text_is_redacted_in_linear_time(text):
     started = time.perf_counter()
     redact_text(text)
     assert time.perf_counter() - started < 1.0
+
+
+def test_a_secret_key_followed_by_another_key_does_not_shield_its_value():
+    text = "    if password == expected_password:  X-Api-Key: 8f14e45fceea167a5a36dedd4bea2543"
+
+    assert "8f14e45fceea167a5a36dedd4bea2543" not in redact_text(text)

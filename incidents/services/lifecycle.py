@@ -67,6 +67,10 @@ def apply_transition(incident: Incident, to_status: str, *, actor: str, message:
         to_status=to_status,
         created_at=now,
     )
+    if to_status == S.RESOLVED:
+        from incidents.hooks import incident_resolved
+
+        incident_resolved(incident)
 
 
 def transition_incident(incident_id: int, to_status: str, *, actor: str, message: str = "") -> Incident:

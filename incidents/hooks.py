@@ -1,0 +1,52 @@
+"""What other apps do when an incident opens or resolves, handed to the queue once the change commits.
+
+The incidents app calls these from inside its transactions; the work itself (embedding,
+writing knowledge) is slow and lives in other apps' tasks, so it is enqueued on commit
+only: a rolled-back incident never reaches the queue. Tasks get primary keys and are
+idempotent, so a redelivered task is harmless.
+
+The callbacks are robust: the incident is already committed when they run, so a failed
+enqueue must not turn the ingest request into an error (the sender would retry an event
+we stored). It is logged instead, and the knowledge sweep
+(`knowledge.tasks.sweep_missing_knowledge`) does the work later.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from incidents.models import Incident
+
+
+def _enqueue(func: str, incident_id: int, *, task_name: str, group: str) -> None:
+    from django_q.tasks import async_task
+
+    async_task(func, incident_id, task_name=task_name, group=group)
+
+
+def incident_opened(incident: Incident) -> None:
+    """A new incident: embed its signature so that later incidents can find it (and it them)."""
+    incident_id = incident.pk
+    transaction.on_commit(
+        lambda: _enqueue(
+            "knowledge.tasks.embed_incident",
+            incident_id,
+            task_name=f"embed-incident-{incident_id}",
+            group="knowledge",
+        ),
+        robust=True,
+    )
+
+
+def incident_resolved(incident: Incident) -> None:
+    """A resolved incident: write what happened and how it ended into the knowledge base."""
+    incident_id = incident.pk
+    transaction.on_commit(
+        lambda: _enqueue(
+            "knowledge.tasks.write_incident_summary",
+            incident_id,
+            task_name=f"incident-summary-{incident_id}",
+            group="knowledge",
+        ),
+        robust=True,
+    )

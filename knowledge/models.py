@@ -1,0 +1,194 @@
+"""What Quench knows: knowledge entries, incident signatures (both embedded) and writes it could not make yet.
+
+Every vector has `EMBEDDING_DIMENSION` dimensions whatever the provider, so one column
+and one HNSW index serve them all. Vectors of different providers are not comparable:
+every query filters on `embedding_provider` = the current provider, and switching
+providers means running `manage.py reembed`.
+"""
+
+from __future__ import annotations
+
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.db import models
+from django.db.models import Q
+from pgvector.django import HnswIndex, VectorField
+
+from knowledge.embeddings import EMBEDDING_DIMENSION
+
+__all__ = ["EMBEDDING_DIMENSION", "DeadLetter", "IncidentSignature", "KnowledgeEntry", "KnowledgeKind", "KnowledgePath"]
+
+
+class KnowledgeKind(models.TextChoices):
+    RUNBOOK = "runbook", "Runbook"
+    INCIDENT_SUMMARY = "incident_summary", "Incident summary"
+    POSTMORTEM = "postmortem", "Postmortem"
+    FIX = "fix", "Fix"
+    NOTE = "note", "Note"
+
+
+class KnowledgePath(models.TextChoices):
+    """Which writer path made an entry; with the incident it is the entry's idempotency key."""
+
+    RUNBOOK_IMPORT = "runbook_import", "Runbook import"
+    INCIDENT_RESOLVED = "incident_resolved", "Incident resolved"
+    APPROVAL_DECIDED = "approval_decided", "Approval decided"
+    POSTMORTEM_PUBLISHED = "postmortem_published", "Postmortem published"
+    PLAYBOOK_LEARNED = "playbook_learned", "Playbook learned"
+    MANUAL = "manual", "Manual"
+
+
+def _search_vector(*, primary: str, secondary: str | None = None):
+    # A generated column: PostgreSQL keeps it current on every write, so no code path
+    # (admin, import, bulk update) can forget to refresh it. 'english' is a constant
+    # regconfig, which makes to_tsvector immutable as a generated column requires.
+    vector = SearchVector(primary, weight="A", config="english")
+    if secondary:
+        vector = vector + SearchVector(secondary, weight="B", config="english")
+    return vector
+
+
+class KnowledgeEntry(models.Model):
+    """One piece of knowledge (runbook, incident summary, postmortem, fix, note), embedded for retrieval.
+
+    Written only through `knowledge.services.write_knowledge`, which upserts on
+    (incident, path_type) — or on `source_path` for imported runbooks — so a retried
+    task never doubles an entry.
+    """
+
+    title = models.CharField(max_length=300)
+    body = models.TextField(help_text="Markdown.")
+    kind = models.CharField(max_length=20, choices=KnowledgeKind.choices)
+    path_type = models.CharField(max_length=40, choices=KnowledgePath.choices, default=KnowledgePath.MANUAL)
+    source_path = models.CharField(
+        max_length=500, blank=True, help_text="For imported runbooks: the file's path relative to the import folder."
+    )
+    incident = models.ForeignKey(
+        "incidents.Incident",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="knowledge_entries",
+    )
+    # The id of a remediation.ApprovalRequest. A plain integer until that model exists
+    # (a later issue); it then becomes a foreign key over the same column.
+    approval_id = models.BigIntegerField(null=True, blank=True)
+    services = ArrayField(models.CharField(max_length=200), default=list, blank=True)
+    tags = ArrayField(models.CharField(max_length=100), default=list, blank=True)
+    embedding = VectorField(dimensions=EMBEDDING_DIMENSION, null=True, blank=True)
+    embedding_provider = models.CharField(max_length=50, blank=True)
+    embedding_dimension = models.PositiveIntegerField(null=True, blank=True)
+    search_vector = models.GeneratedField(
+        expression=_search_vector(primary="title", secondary="body"),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        verbose_name_plural = "knowledge entries"
+        constraints = [
+            # The writer's idempotency keys, enforced by the database so that two
+            # deliveries of one task racing each other still end in one row.
+            models.UniqueConstraint(
+                fields=["incident", "path_type"],
+                condition=Q(incident__isnull=False),
+                name="one_knowledge_entry_per_incident_path",
+            ),
+            models.UniqueConstraint(
+                fields=["source_path"],
+                condition=~Q(source_path=""),
+                name="one_knowledge_entry_per_source_path",
+            ),
+        ]
+        indexes = [
+            # Nearest-neighbour search by cosine distance (the vectors are unit length).
+            HnswIndex(
+                name="knowledge_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+            GinIndex(fields=["search_vector"], name="knowledge_search_gin"),
+            models.Index(fields=["kind"], name="knowledge_kind"),
+            # `reembed --only-stale` and every retrieval query filter on the provider.
+            models.Index(fields=["embedding_provider"], name="knowledge_provider"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class IncidentSignature(models.Model):
+    """The embedded signature of an incident, for "similar incidents" search.
+
+    Kept out of `incidents_incident` on purpose: that row is updated on every event, and
+    a 384-float vector plus an HNSW index entry on it would make each of those updates
+    rewrite the vector and its index instead of a small in-place (HOT) update.
+    `text` is what was embedded: exception type, normalized message, in-app frames,
+    service, alert name, labels and title.
+    """
+
+    incident = models.OneToOneField("incidents.Incident", on_delete=models.CASCADE, related_name="signature")
+    text = models.TextField()
+    embedding = VectorField(dimensions=EMBEDDING_DIMENSION)
+    embedding_provider = models.CharField(max_length=50)
+    search_vector = models.GeneratedField(
+        expression=_search_vector(primary="text"),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            HnswIndex(
+                name="incident_signature_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+            GinIndex(fields=["search_vector"], name="incident_signature_search_gin"),
+            models.Index(fields=["embedding_provider"], name="incident_signature_provider"),
+        ]
+
+    def __str__(self) -> str:
+        return f"signature of incident #{self.incident_id}"
+
+
+class DeadLetter(models.Model):
+    """A write that failed after every retry, kept so that nothing is lost.
+
+    `payload` holds the original call's arguments; the scheduled reconciler
+    (`knowledge.tasks.reconcile_dead_letters`) replays unresolved rows and marks them
+    resolved once the write succeeds.
+    """
+
+    operation = models.CharField(max_length=50, help_text='What failed, e.g. "knowledge_write".')
+    payload = models.JSONField(default=dict)
+    reason = models.TextField()
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_attempt_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # The reconciler only ever reads the unresolved rows, oldest first.
+            models.Index(
+                fields=["created_at"],
+                condition=Q(resolved_at__isnull=True),
+                name="dead_letter_unresolved",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        state = "resolved" if self.resolved_at else f"unresolved after {self.attempts} attempt(s)"
+        return f"{self.operation} #{self.pk} ({state})"
