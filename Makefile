@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export DEBUG ?= true
 
-.PHONY: run test lint format stop bench-ingest bench-grouping migrate clean
+.PHONY: run test lint format stop bench-ingest bench-grouping bench-retrieval migrate clean
 
 $(STAMP): requirements/base.txt requirements/test.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ stop:
 
 bench-ingest: migrate
 	$(PY) bench/ingest.py
+
+bench-retrieval: migrate
+	$(PY) bench/retrieval.py
 
 bench-grouping: $(STAMP)
 	$(PY) -m pip install --quiet -r requirements/bench.txt

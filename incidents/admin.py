@@ -250,6 +250,14 @@ class IncidentAdmin(admin.ModelAdmin):
             rows,
         )
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # "Similar past incidents" comes from the knowledge app, through its service.
+        from knowledge.admin_panels import similar_incidents_context
+
+        incident = self.get_object(request, object_id)
+        extra_context = {**(extra_context or {}), **(similar_incidents_context(incident) if incident else {})}
+        return super().change_view(request, object_id, form_url, extra_context)
+
     def save_model(self, request, obj, form, change):
         if change and "severity" in form.changed_data:
             from incidents.services.lifecycle import change_severity

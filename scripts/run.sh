@@ -4,20 +4,30 @@ set -euo pipefail
 HOST=${1:-127.0.0.1}
 PORT=${2:-8000}
 PY=.venv/bin/python
+export DEBUG=${DEBUG:-true}  # a local demo server
 
 pids=()
 cleanup() {
   trap - INT TERM EXIT
   echo
   echo "Stopping Quench (the embedded database keeps running; 'make stop' stops it)..."
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # Each child leads its own process group (setsid): end the group, so the cluster's
+  # worker processes go with it.
+  for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
+  for _ in $(seq 1 20); do
+    alive=0
+    for pid in "${pids[@]}"; do kill -0 -- "-$pid" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.5
+  done
+  for pid in "${pids[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
 trap cleanup INT TERM EXIT
 
-$PY manage.py qcluster &
+setsid $PY manage.py qcluster &
 pids+=($!)
-$PY manage.py runserver "$HOST:$PORT" --noreload &
+setsid $PY manage.py runserver "$HOST:$PORT" --noreload &
 pids+=($!)
 
 for _ in $(seq 1 60); do

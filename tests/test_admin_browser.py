@@ -70,8 +70,20 @@ def test_an_engineer_sees_the_incident_its_fingerprint_and_resolves_it(logged_in
     _ingest(live_server, token, crash)
     _ingest(live_server, token, crash)
     incident = Incident.objects.get()
+    earlier = {
+        **crash,
+        "title": "KeyError: 'amount'",
+        "traceback": 'Traceback (most recent call last):\n  File "/srv/shop/payments/service.py", line 160, '
+        "in refund_order\n    amount = payload['amount']\nKeyError: 'amount'",
+    }
+    _ingest(live_server, token, earlier)
+    past = Incident.objects.exclude(pk=incident.pk).get()
+    from knowledge.tasks import embed_incident
 
-    page.goto(f"{live_server.url}/admin/incidents/incident/")
+    embed_incident(incident.pk)
+    embed_incident(past.pk)
+
+    page.goto(f"{live_server.url}/admin/incidents/incident/?q=currency")
     row = page.locator("#result_list tbody tr").first
     assert "KeyError" in row.inner_text()
     assert "P1" in row.inner_text()
@@ -85,6 +97,8 @@ def test_an_engineer_sees_the_incident_its_fingerprint_and_resolves_it(logged_in
     assert "2 in the last hour" in page.content()
     assert "Opened by generic" in page.content()
     assert "in charge_order" in page.locator("pre").first.inner_text()
+    similar = page.locator("#similar-incidents").inner_text()
+    assert f"#{past.pk} KeyError: 'amount'" in similar
 
     page.goto(f"{live_server.url}/admin/incidents/incident/")
     page.check(f"input[name=_selected_action][value='{incident.pk}']")

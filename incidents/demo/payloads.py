@@ -197,6 +197,33 @@ def events_v2_trigger(token: str) -> dict:
     }
 
 
+REFUND_TRACEBACK = """Traceback (most recent call last):
+  File "/srv/shop/.venv/lib/python3.11/site-packages/django/core/handlers/base.py", line 197, in _get_response
+    response = wrapped_callback(request, *callback_args, **callback_kwargs)
+  File "/srv/shop/shop/payments/views.py", line 91, in refund_payment
+    refund = refund_order(order, request.data)
+  File "/srv/shop/shop/payments/service.py", line 160, in refund_order
+    amount = payload["amount"]
+KeyError: 'amount'"""
+
+
+def past_refund_crash(status: str = "firing") -> dict:
+    """An earlier, already fixed crash of the same family: the new one should find it."""
+    return {
+        "service": "payments",
+        "environment": "production",
+        "title": "KeyError: 'amount'",
+        "exception_type": "KeyError",
+        "traceback": REFUND_TRACEBACK,
+        "path": "/api/orders/9931/refund",
+        "method": "POST",
+        "severity": "error",
+        "dedup_key": "demo-refund-keyerror",
+        "status": status,
+        "occurred_at": _iso(60 * 24 * 9 if status == "firing" else 60 * 24 * 8),
+    }
+
+
 def generic_events() -> list[dict]:
     return [
         {

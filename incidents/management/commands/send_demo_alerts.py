@@ -28,6 +28,9 @@ class Command(BaseCommand):
         base = url.rstrip("/") + "/api/v1/ingest/"
         sentry_event_id = uuid.uuid4().hex
         requests = [
+            # History first: a refund crash that was fixed last week, for "similar incidents".
+            ("events", IntegrationKind.GENERIC, payloads.past_refund_crash("firing")),
+            ("events", IntegrationKind.GENERIC, payloads.past_refund_crash("resolved")),
             ("alertmanager", IntegrationKind.ALERTMANAGER, payloads.alertmanager_batch("firing")),
             ("alertmanager", IntegrationKind.ALERTMANAGER, payloads.alertmanager_batch("firing")),  # a retry
             ("grafana", IntegrationKind.GRAFANA, payloads.grafana_alert()),

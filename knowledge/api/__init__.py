@@ -1,0 +1,1 @@
+"""The knowledge API: hybrid search over knowledge entries and similar past incidents."""
