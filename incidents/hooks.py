@@ -9,13 +9,19 @@ The callbacks are robust: the incident is already committed when they run, so a 
 enqueue must not turn the ingest request into an error (the sender would retry an event
 we stored). It is logged instead, and the knowledge sweep
 (`knowledge.tasks.sweep_missing_knowledge`) does the work later.
+
+A new incident's signature is embedded by its wake-up task (`incident_needs_attention`).
 """
 
 from __future__ import annotations
 
+import logging
+
 from django.db import transaction
 
 from incidents.models import Incident
+
+logger = logging.getLogger(__name__)
 
 
 def _enqueue(func: str, incident_id: int, *, task_name: str, group: str) -> None:
@@ -24,18 +30,20 @@ def _enqueue(func: str, incident_id: int, *, task_name: str, group: str) -> None
     async_task(func, incident_id, task_name=task_name, group=group)
 
 
-def incident_opened(incident: Incident) -> None:
-    """A new incident: embed its signature so that later incidents can find it (and it them)."""
-    incident_id = incident.pk
-    transaction.on_commit(
-        lambda: _enqueue(
-            "knowledge.tasks.embed_incident",
-            incident_id,
-            task_name=f"embed-incident-{incident_id}",
-            group="knowledge",
-        ),
-        robust=True,
-    )
+def incident_needs_attention(incident_id: int, reason: str) -> None:
+    """Run inside the wake-up task of a new or changed incident: embed its signature now.
+
+    Done in the task that is already running rather than in a task of its own, so that
+    opening an incident costs the ingest request one queue insert, not two. Silenced
+    incidents get no wake-up; the knowledge sweep embeds them within minutes. A failure
+    here is logged and left to that sweep, so the wake-up itself still completes.
+    """
+    from knowledge.tasks import embed_incident
+
+    try:
+        embed_incident(incident_id)
+    except Exception:
+        logger.exception("embedding the incident signature failed", extra={"incident_id": incident_id})
 
 
 def incident_resolved(incident: Incident) -> None:

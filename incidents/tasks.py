@@ -49,6 +49,9 @@ def handle_wakeup(wakeup_id: int) -> bool:
             data={"wakeup_id": wakeup.pk, "reason": wakeup.reason},
         )
     logger.info("incident needs attention", extra={"incident_id": wakeup.incident_id, "reason": wakeup.reason})
+    from incidents.hooks import incident_needs_attention
+
+    incident_needs_attention(wakeup.incident_id, wakeup.reason)
     return True
 
 

@@ -1,4 +1,4 @@
-"""An opened incident gets an embedded signature; opening and resolving enqueue the knowledge tasks on commit."""
+"""An opened incident gets an embedded signature in its wake-up; resolving enqueues the summary on commit."""
 
 import pytest
 from django_q.models import OrmQ
@@ -46,19 +46,25 @@ def token(make_integration):
     return make_integration("generic").raw_token
 
 
-def test_opening_an_incident_enqueues_its_signature_embedding_after_commit(
-    post_json, token, django_capture_on_commit_callbacks
-):
+def test_the_wakeup_of_a_new_incident_embeds_its_signature(post_json, token, django_capture_on_commit_callbacks):
+    from incidents.models import IncidentWakeup
+    from incidents.tasks import handle_wakeup
+
     with django_capture_on_commit_callbacks(execute=True):
         assert post_json(URL, crash(), token).status_code == 202
     incident = Incident.objects.get()
-    assert ("knowledge.tasks.embed_incident", (incident.pk,), "knowledge") in queued()
+    assert [task[0] for task in queued()] == ["incidents.tasks.handle_wakeup"]
+    assert not IncidentSignature.objects.exists()
 
-    # A repeat of the same problem is not a new incident: nothing more to embed.
+    handle_wakeup(IncidentWakeup.objects.get().pk)
+
+    assert IncidentSignature.objects.get().incident == incident
+
+    # A repeat of the same problem is not a new incident: no new wake-up, nothing more to embed.
     OrmQ.objects.all().delete()
     with django_capture_on_commit_callbacks(execute=True):
         post_json(URL, crash(), token)
-    assert not [task for task in queued() if task[0] == "knowledge.tasks.embed_incident"]
+    assert queued() == []
 
 
 def test_resolving_an_incident_enqueues_its_summary_after_commit(post_json, token, django_capture_on_commit_callbacks):

@@ -375,9 +375,6 @@ def _open(signal, fingerprint, integration, log_source, now) -> IngestResult:
     _count(incident, now)
     if not silence:
         _write_wakeup(incident, "new", now)  # a new row: nothing to debounce against
-    from incidents.hooks import incident_opened
-
-    incident_opened(incident)
     logger.info(
         "incident opened",
         extra={"incident_id": incident.pk, "fingerprint": fingerprint.hash, "severity": incident.severity},
