@@ -3,14 +3,15 @@
 The rules, in order, for one signal:
 1. Integration defaults fill in a missing service/environment; secrets are redacted.
 2. The fingerprint decides the incident (see incidents.fingerprinting).
-3. Under the incident's row lock: a retried delivery (same source id within this
-   life of the incident) is answered as a duplicate and stores nothing; otherwise the
-   event is stored and the incident opened, updated, reopened as regressed, or
-   resolved by its source.
+3. A retried delivery (same source id within this life of the incident) is answered
+   as a duplicate and stores nothing; otherwise the event is stored and the incident
+   opened, updated, reopened as regressed, or resolved by its source.
 4. A new, regressed or suddenly much noisier incident gets one debounced wake-up.
 
-Signals of one request are handled in one transaction, in fingerprint order so that
-two batches never wait on each other's locks in opposite orders.
+Signals of one request are handled in one transaction. Plain repeats of open incidents
+take an optimistic bulk path (see `_ingest_batch`); every state change happens under
+the incident's row lock, in fingerprint order, so that two batches never wait on each
+other's locks in opposite orders.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from incidents.fingerprinting import Fingerprint, compute_fingerprint
 from incidents.models import Event, Incident, IncidentCounter, IncidentWakeup, Integration, LogSource
 from incidents.redaction import redact, redact_text
 from incidents.services.lifecycle import apply_transition, record_activity
-from incidents.services.rules import classify, fingerprint_rule_specs, matching_silence
+from incidents.services.rules import SEVERITY_FROM_SOURCE, classify, fingerprint_rule_specs, matching_silence
 from incidents.sources.base import Signal, SignalKind, SignalStatus
 
 logger = logging.getLogger(__name__)
@@ -672,8 +673,6 @@ def _frame_dict(frame) -> dict:
 
 
 def _severity_for(signal: Signal) -> str:
-    from incidents.services.rules import SEVERITY_FROM_SOURCE
-
     return SEVERITY_FROM_SOURCE.get(signal.severity, "")
 
 
