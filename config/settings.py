@@ -153,6 +153,36 @@ QUENCH_SPIKE_MIN_EVENTS = env_int("QUENCH_SPIKE_MIN_EVENTS", 20)
 QUENCH_LOG_TAIL_MAX_BYTES = env_int("QUENCH_LOG_TAIL_MAX_BYTES", 8 * 1024 * 1024)
 QUENCH_EMBEDDING_PROVIDER = env_str("QUENCH_EMBEDDING_PROVIDER", "local")  # local | minilm; a switch needs `reembed`
 
+# --- Diagnosis and remediation ---
+# auto: Anthropic when ANTHROPIC_API_KEY is set, else the offline analyzer.
+QUENCH_LLM_PROVIDER = env_str("QUENCH_LLM_PROVIDER", "auto")
+if QUENCH_LLM_PROVIDER not in {"auto", "anthropic", "offline"}:
+    raise ImproperlyConfigured("QUENCH_LLM_PROVIDER must be auto, anthropic or offline.")
+ANTHROPIC_API_KEY = env_secret("ANTHROPIC_API_KEY")
+if QUENCH_LLM_PROVIDER == "anthropic" and not ANTHROPIC_API_KEY:
+    raise ImproperlyConfigured("QUENCH_LLM_PROVIDER=anthropic needs ANTHROPIC_API_KEY (or ANTHROPIC_API_KEY_FILE).")
+ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL")  # empty: the SDK's default
+ANTHROPIC_MODEL = env_str("ANTHROPIC_MODEL", "claude-sonnet-4-5")
+ANTHROPIC_MAX_TOKENS = env_int("ANTHROPIC_MAX_TOKENS", 4096)
+ANTHROPIC_TEMPERATURE = float(env_str("ANTHROPIC_TEMPERATURE", "0") or 0)
+ANTHROPIC_TIMEOUT_SECONDS = env_int("ANTHROPIC_TIMEOUT_SECONDS", 120)
+ANTHROPIC_MAX_RETRIES = env_int("ANTHROPIC_MAX_RETRIES", 4)
+# Fix attempts per diagnosis before the incident is escalated with the attempts attached.
+QUENCH_FIX_MAX_ATTEMPTS = env_int("QUENCH_FIX_MAX_ATTEMPTS", 3)
+# Sandbox limits for a service's test run.
+QUENCH_SANDBOX_TIMEOUT_SECONDS = env_int("QUENCH_SANDBOX_TIMEOUT_SECONDS", 120)
+QUENCH_SANDBOX_CPU_SECONDS = env_int("QUENCH_SANDBOX_CPU_SECONDS", 120)
+QUENCH_SANDBOX_MEMORY_MB = env_int("QUENCH_SANDBOX_MEMORY_MB", 1024)
+QUENCH_SANDBOX_OUTPUT_LIMIT = env_int("QUENCH_SANDBOX_OUTPUT_LIMIT", 20000)
+# Where clone URLs of services are mirrored (local paths are used in place).
+QUENCH_REPOSITORY_CACHE = env_str("QUENCH_REPOSITORY_CACHE", str(BASE_DIR / "var" / "repos"))
+# A pending approval expires after this many hours (the incident is then escalated).
+QUENCH_APPROVAL_TTL_HOURS = env_int("QUENCH_APPROVAL_TTL_HOURS", 24)
+# A second "reanalyze" of one incident within this many minutes returns the first.
+QUENCH_REANALYZE_DEDUP_MINUTES = env_int("QUENCH_REANALYZE_DEDUP_MINUTES", 10)
+# Executables a playbook "command" step may run (nothing else; no shell).
+QUENCH_PLAYBOOK_COMMANDS = env_list("QUENCH_PLAYBOOK_COMMANDS", "echo,systemctl,kubectl,docker,supervisorctl")
+
 # --- django-q2 (ORM broker by default; set Q_REDIS_URL for Redis) ---
 Q_CLUSTER = {
     "name": "quench",

@@ -88,6 +88,14 @@ class Incident(models.Model):
     source = models.CharField(max_length=20, help_text="The kind of source that opened it.")
     integration = models.ForeignKey(Integration, null=True, blank=True, on_delete=models.SET_NULL)
     service = models.CharField(max_length=200, blank=True, db_index=True)
+    service_record = models.ForeignKey(
+        "remediation.Service",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="incidents",
+        help_text="The Service record named like `service`, linked when it is diagnosed or the service is saved.",
+    )
     environment = models.CharField(max_length=100, blank=True)
     status = models.CharField(max_length=20, choices=IncidentStatus.choices, default=IncidentStatus.TRIGGERED)
     severity = models.CharField(max_length=2, choices=Severity.choices, default=Severity.P2)
@@ -459,3 +467,33 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.beat_at:%Y-%m-%d %H:%M:%S}"
+
+
+class Complaint(models.Model):
+    """A customer's report that something is broken, correlated to the incident it is about."""
+
+    customer_id = models.CharField(max_length=200, help_text="The customer's id in your systems.")
+    customer_name = models.CharField(max_length=200, blank=True)
+    channel = models.CharField(max_length=50, blank=True, help_text="Where it came from: support, email, chat, ...")
+    service = models.CharField(max_length=200, blank=True, help_text="The service it is about, when known.")
+    message = models.TextField(help_text="What the customer said (secrets redacted).")
+    source_id = models.CharField(
+        max_length=255, blank=True, help_text="The report's id at its source: a retried delivery is stored once."
+    )
+    reported_at = models.DateTimeField(default=timezone.now)
+    received_at = models.DateTimeField(auto_now_add=True)
+    keywords = models.JSONField(default=list, blank=True, help_text="Impact keywords found (payment, outage, ...).")
+    incident = models.ForeignKey(Incident, null=True, blank=True, on_delete=models.SET_NULL, related_name="complaints")
+    correlation = models.CharField(max_length=300, blank=True, help_text="Why it was linked to its incident.")
+
+    class Meta:
+        ordering = ["-reported_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source_id"], condition=~Q(source_id=""), name="one_complaint_per_source_id"
+            ),
+        ]
+        indexes = [models.Index(fields=["service", "-reported_at"], name="complaint_service_recent")]
+
+    def __str__(self) -> str:
+        return f"Complaint from {self.customer_id} at {self.reported_at:%Y-%m-%d %H:%M}"
