@@ -130,3 +130,18 @@ def test_nul_characters_and_lone_surrogates_are_stored_not_a_500(post_json, make
     incident = Incident.objects.get()
     assert incident.title == "bad \ufffd byte ? here"
     assert incident.message == "keep \\u0000 literal"
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        ("/api/v1/ingest/events", "generic"),
+        ("/api/v1/ingest/alertmanager", "alertmanager"),
+        ("/api/v1/complaints", "generic"),
+    ],
+)
+def test_absurdly_deep_nesting_is_a_400_not_a_500(post_json, make_integration, path, kind):
+    token = make_integration(kind).raw_token
+    response = post_json(path, b"[" * 200_000, token)
+    assert response.status_code == 400
+    assert response.json()["detail"] == {"body": "nested too deeply"}

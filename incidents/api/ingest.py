@@ -67,6 +67,9 @@ def read_json_body(request):
         raise PayloadError("Body is not UTF-8.", {"body": "not valid UTF-8"}) from None
     except json.JSONDecodeError as exc:
         raise PayloadError("Malformed JSON.", {"body": f"{exc.msg} at line {exc.lineno} column {exc.colno}"}) from None
+    except RecursionError:
+        # `[[[[...` a hundred thousand deep overflows the parser's stack: bad input, not a 500.
+        raise PayloadError("JSON nested too deeply.", {"body": "nested too deeply"}) from None
 
 
 _NUL_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")

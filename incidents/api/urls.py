@@ -2,6 +2,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from incidents.api import ingest
+from incidents.api.complaints import ComplaintIngestView
 from incidents.api.views import IncidentViewSet
 
 router = SimpleRouter(trailing_slash=False)
@@ -14,5 +15,6 @@ urlpatterns = [
     path("ingest/events-v2", ingest.EventsV2IngestView.as_view(), name="ingest-events-v2"),
     path("ingest/events", ingest.GenericIngestView.as_view(), name="ingest-events"),
     path("ping", ingest.PingView.as_view(), name="ping"),
+    path("complaints", ComplaintIngestView.as_view(), name="complaints"),
     *router.urls,
 ]
