@@ -28,29 +28,27 @@ def unified_diff(changes: list[FileChange]) -> str:
     for change in changes:
         if change.old == change.new:
             continue
-        old_lines = (change.old or "").splitlines(keepends=True)
-        new_lines = change.new.splitlines(keepends=True)
-        body = list(
-            difflib.unified_diff(
-                _terminated(old_lines),
-                _terminated(new_lines),
-                fromfile="/dev/null" if change.old is None else f"a/{change.path}",
-                tofile=f"b/{change.path}",
-                n=3,
-            )
+        body = difflib.unified_diff(
+            (change.old or "").splitlines(keepends=True),
+            change.new.splitlines(keepends=True),
+            fromfile="/dev/null" if change.old is None else f"a/{change.path}",
+            tofile=f"b/{change.path}",
+            n=3,
         )
         header = f"diff --git a/{change.path} b/{change.path}\n"
         if change.old is None:
             header += "new file mode 100644\n"
-        parts.append(header + "".join(body))
+        parts.append(header + "".join(_marked(line) for line in body))
     return "".join(parts)
 
 
-def _terminated(lines: list[str]) -> list[str]:
-    """difflib needs every line newline-terminated, or the diff it makes will not apply."""
-    if lines and not lines[-1].endswith("\n"):
-        lines = [*lines[:-1], lines[-1] + "\n"]
-    return lines
+def _marked(line: str) -> str:
+    """A file's last line without a newline gets git's marker, or the diff would not apply.
+
+    difflib compares the raw lines, so "x" and "x\n" differ as they should, and yields
+    that last line unterminated.
+    """
+    return line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
 
 
 def changed_paths(diff: str) -> list[str]:

@@ -32,6 +32,7 @@ class LLMError(Exception):
         super().__init__(message)
         self.message = message
         self.retryable = retryable
+        self.usage: Usage | None = None  # set when the provider answered but the answer was unusable
 
 
 class QuotaExhausted(LLMError):
