@@ -22,6 +22,7 @@ run: migrate
 	$(PY) manage.py ensure_admin
 	$(PY) manage.py seed_demo
 	$(PY) manage.py import_knowledge knowledge/runbooks
+	$(PY) manage.py setup_demo_service
 	@bash scripts/run.sh $(HOST) $(PORT)
 
 test: $(STAMP)

@@ -162,9 +162,9 @@ ANTHROPIC_API_KEY = env_secret("ANTHROPIC_API_KEY")
 if QUENCH_LLM_PROVIDER == "anthropic" and not ANTHROPIC_API_KEY:
     raise ImproperlyConfigured("QUENCH_LLM_PROVIDER=anthropic needs ANTHROPIC_API_KEY (or ANTHROPIC_API_KEY_FILE).")
 ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL")  # empty: the SDK's default
-ANTHROPIC_MODEL = env_str("ANTHROPIC_MODEL", "claude-sonnet-4-5")
+ANTHROPIC_MODEL = env_str("ANTHROPIC_MODEL", "claude-sonnet-4-6")
 ANTHROPIC_MAX_TOKENS = env_int("ANTHROPIC_MAX_TOKENS", 4096)
-ANTHROPIC_TEMPERATURE = float(env_str("ANTHROPIC_TEMPERATURE", "0") or 0)
+# No temperature setting: the Messages API version the anthropic 2.x SDK speaks rejects one.
 ANTHROPIC_TIMEOUT_SECONDS = env_int("ANTHROPIC_TIMEOUT_SECONDS", 120)
 ANTHROPIC_MAX_RETRIES = env_int("ANTHROPIC_MAX_RETRIES", 4)
 # Fix attempts per diagnosis before the incident is escalated with the attempts attached.
@@ -187,8 +187,10 @@ QUENCH_PLAYBOOK_COMMANDS = env_list("QUENCH_PLAYBOOK_COMMANDS", "echo,systemctl,
 Q_CLUSTER = {
     "name": "quench",
     "workers": env_int("Q_WORKERS", 2),
-    "timeout": env_int("Q_TIMEOUT", 300),
-    "retry": env_int("Q_RETRY", 360),
+    # A fix attempt's task holds one sandbox run (QUENCH_SANDBOX_TIMEOUT_SECONDS), a possible
+    # repository fetch and an LLM call: the timeout leaves room for all three.
+    "timeout": env_int("Q_TIMEOUT", 600),
+    "retry": env_int("Q_RETRY", 720),
     "max_attempts": env_int("Q_MAX_ATTEMPTS", 3),
     "queue_limit": 50,
     "bulk": 10,

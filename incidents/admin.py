@@ -11,6 +11,7 @@ from incidents.choices import IncidentStatus, IntegrationKind, Severity
 from incidents.models import (
     Activity,
     ClassificationRule,
+    Complaint,
     Event,
     FingerprintRule,
     Incident,
@@ -151,6 +152,63 @@ class RecentEventInline(admin.TabularInline):
         return False
 
 
+class AffectedCustomerInline(admin.TabularInline):
+    """Who complained about the incident: one row per customer, showing their latest complaint."""
+
+    model = Complaint
+    fk_name = "incident"
+    extra = 0
+    can_delete = False
+    fields = ["customer", "complaint_count", "reported_at", "channel", "latest_message", "correlation"]
+    readonly_fields = fields
+    verbose_name = "affected customer"
+    verbose_name_plural = "Affected customers (latest complaint of each, 50 most recent)"
+    MAX_ROWS = 50
+
+    def get_queryset(self, request):
+        from incidents.complaints import affected_customers
+
+        queryset = super().get_queryset(request)
+        incident_id = request.resolver_match.kwargs.get("object_id") if request.resolver_match else None
+        if not incident_id:
+            return queryset.none()
+        # One summary query for the counts; the inline instance lives for this request only.
+        self._customers = {row["customer_id"]: row for row in affected_customers(incident_id)[: self.MAX_ROWS]}
+        latest = (
+            queryset.filter(incident_id=incident_id, customer_id__in=list(self._customers))
+            .order_by("customer_id", "-reported_at", "-id")
+            .distinct("customer_id")
+            .values("pk")
+        )
+        return queryset.filter(pk__in=latest).order_by("-reported_at", "-id")
+
+    @admin.display(description="Customer")
+    def customer(self, obj):
+        # The name from any of their complaints: the latest one may not carry it.
+        name = getattr(self, "_customers", {}).get(obj.customer_id, {}).get("customer_name") or obj.customer_name
+        return f"{name} ({obj.customer_id})" if name else obj.customer_id
+
+    @admin.display(description="Latest complaint")
+    def latest_message(self, obj):
+        return obj.message[:300] + ("…" if len(obj.message) > 300 else "")
+
+    @admin.display(description="Complaints")
+    def complaint_count(self, obj):
+        count = getattr(self, "_customers", {}).get(obj.customer_id, {}).get("complaints", 1)
+        return format_html(
+            '<a href="../../../complaint/?incident__id__exact={}&customer_id={}">{}</a>',
+            obj.incident_id,
+            obj.customer_id,
+            count,
+        )
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Incident)
 class IncidentAdmin(admin.ModelAdmin):
     list_display = [
@@ -169,8 +227,8 @@ class IncidentAdmin(admin.ModelAdmin):
     search_fields = ["title", "service", "exception_type", "alertname", "=fingerprint"]
     list_select_related = ["integration"]
     date_hierarchy = "last_seen"
-    actions = ["acknowledge_selected", "resolve_selected"]
-    inlines = [ActivityInline, RecentEventInline]
+    actions = ["acknowledge_selected", "resolve_selected", "reanalyze_selected"]
+    inlines = [ActivityInline, RecentEventInline, AffectedCustomerInline]
     fieldsets = [
         (None, {"fields": ["title", "status", "severity", "severity_reason", "category", "service", "environment"]}),
         (
@@ -266,10 +324,57 @@ class IncidentAdmin(admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         # "Similar past incidents" comes from the knowledge app, through its service.
         from knowledge.admin_panels import similar_incidents_context
+        from remediation.admin_panels import remediation_context
 
         incident = self.get_object(request, object_id)
-        extra_context = {**(extra_context or {}), **(similar_incidents_context(incident) if incident else {})}
+        panels = {**similar_incidents_context(incident), **remediation_context(incident)} if incident else {}
+        extra_context = {**(extra_context or {}), **panels}
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_urls(self):
+        from django.urls import path
+
+        reanalyze = self.admin_site.admin_view(self.reanalyze_view)
+        return [
+            path("<int:incident_id>/reanalyze/", reanalyze, name="incidents_incident_reanalyze"),
+            *super().get_urls(),
+        ]
+
+    def reanalyze_view(self, request, incident_id: int):
+        """The "Reanalyze" button: ask for a fresh diagnosis (POST only; deduplicated for a few minutes)."""
+        from django.core.exceptions import PermissionDenied
+        from django.http import HttpResponseNotAllowed
+        from django.shortcuts import redirect
+
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        self._reanalyze(request, [incident_id])
+        return redirect("admin:incidents_incident_change", incident_id)
+
+    def _reanalyze(self, request, incident_ids):
+        from remediation.services import reanalyze
+
+        for incident_id in incident_ids:
+            try:
+                diagnosis, created = reanalyze(incident_id, actor=request.user.get_username())
+            except TransitionRefused as exc:
+                self.message_user(request, exc.message, messages.WARNING)
+                continue
+            if created:
+                self.message_user(request, f"Diagnosis #{diagnosis.pk} of incident #{incident_id} requested.")
+            else:
+                self.message_user(
+                    request,
+                    f"Incident #{incident_id} already has diagnosis #{diagnosis.pk} "
+                    f"({diagnosis.get_status_display().lower()}, requested {diagnosis.created_at:%H:%M}); not asked again.",
+                    messages.WARNING,
+                )
+
+    @admin.action(description="Reanalyze selected incidents", permissions=["change"])
+    def reanalyze_selected(self, request, queryset):
+        self._reanalyze(request, list(queryset.values_list("pk", flat=True)))
 
     def save_model(self, request, obj, form, change):
         if change and "severity" in form.changed_data:
@@ -386,3 +491,65 @@ class LogSourceAdmin(admin.ModelAdmin):
             self.message_user(
                 request, f"{source.name}: {result.lines} lines, {result.signals} signals {result.error}".strip(), level
             )
+
+
+class ComplaintLinkedFilter(admin.SimpleListFilter):
+    title = "linked to an incident"
+    parameter_name = "linked"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Linked"), ("no", "Not linked")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(incident__isnull=self.value() == "no")
+        return queryset
+
+
+class ComplaintImpactFilter(admin.SimpleListFilter):
+    title = "impact"
+    parameter_name = "impact"
+
+    def lookups(self, request, model_admin):
+        from incidents.complaints import IMPACT_PATTERNS
+
+        return [(kind, kind.capitalize()) for kind in IMPACT_PATTERNS]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(keywords__contains=[self.value()]) if self.value() else queryset
+
+
+@admin.register(Complaint)
+class ComplaintAdmin(ReadOnlyAdmin):
+    """What customers reported, and the incident each was linked to: a record, not edited here."""
+
+    list_display = ["reported_at", "customer", "service", "channel", "incident_link", "keywords_display", "excerpt"]
+    list_filter = [ComplaintLinkedFilter, ComplaintImpactFilter, "channel", "service", "integration"]
+    search_fields = ["customer_id", "customer_name", "message", "=source_id"]
+    list_select_related = ["incident"]
+    raw_id_fields = ["incident", "integration"]
+    date_hierarchy = "reported_at"
+
+    def has_delete_permission(self, request, obj=None):
+        # Deleting stays possible (with the permission) so a customer's data can be erased on request.
+        return admin.ModelAdmin.has_delete_permission(self, request, obj)
+
+    @admin.display(description="Customer", ordering="customer_id")
+    def customer(self, obj):
+        return f"{obj.customer_name} ({obj.customer_id})" if obj.customer_name else obj.customer_id
+
+    @admin.display(description="Incident", ordering="incident")
+    def incident_link(self, obj):
+        if obj.incident_id is None:
+            return "-"
+        return format_html(
+            '<a href="../incident/{}/change/">#{} {}</a>', obj.incident_id, obj.incident_id, obj.incident.title[:60]
+        )
+
+    @admin.display(description="Impact")
+    def keywords_display(self, obj):
+        return ", ".join(obj.keywords) or "-"
+
+    @admin.display(description="Message")
+    def excerpt(self, obj):
+        return obj.message[:120] + ("…" if len(obj.message) > 120 else "")

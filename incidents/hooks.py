@@ -31,7 +31,7 @@ def _enqueue(func: str, incident_id: int, *, task_name: str, group: str) -> None
 
 
 def incident_needs_attention(incident_id: int, reason: str) -> None:
-    """Run inside the wake-up task of a new or changed incident: embed its signature now.
+    """Run inside the wake-up task of a new or changed incident: embed its signature, then queue its diagnosis.
 
     Done in the task that is already running rather than in a task of its own, so that
     opening an incident costs the ingest request one queue insert, not two. Silenced
@@ -39,11 +39,14 @@ def incident_needs_attention(incident_id: int, reason: str) -> None:
     here is logged and left to that sweep, so the wake-up itself still completes.
     """
     from knowledge.tasks import embed_incident
+    from remediation.services import request_diagnosis
 
     try:
         embed_incident(incident_id)
     except Exception:
         logger.exception("embedding the incident signature failed", extra={"incident_id": incident_id})
+    # Diagnosis comes after the embedding so that it can already find similar incidents.
+    request_diagnosis(incident_id, trigger=reason)
 
 
 def incident_resolved(incident: Incident) -> None:

@@ -477,6 +477,9 @@ class Complaint(models.Model):
     channel = models.CharField(max_length=50, blank=True, help_text="Where it came from: support, email, chat, ...")
     service = models.CharField(max_length=200, blank=True, help_text="The service it is about, when known.")
     message = models.TextField(help_text="What the customer said (secrets redacted).")
+    integration = models.ForeignKey(
+        Integration, null=True, blank=True, on_delete=models.SET_NULL, help_text="The source that sent it."
+    )
     source_id = models.CharField(
         max_length=255, blank=True, help_text="The report's id at its source: a retried delivery is stored once."
     )
@@ -489,8 +492,10 @@ class Complaint(models.Model):
     class Meta:
         ordering = ["-reported_at"]
         constraints = [
+            # Ids are unique per source only: two help desks may both have a ticket 1234.
+            # The constraint, not a Python check, settles two deliveries racing each other.
             models.UniqueConstraint(
-                fields=["source_id"], condition=~Q(source_id=""), name="one_complaint_per_source_id"
+                fields=["integration", "source_id"], condition=~Q(source_id=""), name="one_complaint_per_source_id"
             ),
         ]
         indexes = [models.Index(fields=["service", "-reported_at"], name="complaint_service_recent")]

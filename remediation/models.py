@@ -144,8 +144,12 @@ class Diagnosis(models.Model):
         default=list, blank=True, help_text="Each step: what ran, provider, model, prompt size, tokens, duration."
     )
     context_summary = models.JSONField(default=dict, blank=True, help_text="What the diagnosis was given.")
+    outcome = models.CharField(
+        max_length=200, blank=True, help_text="How it ended: proposal awaiting approval, escalated (why), ..."
+    )
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -193,6 +197,9 @@ class FixAttempt(models.Model):
     critic_why = models.TextField(blank=True)
     critic_next = models.TextField(blank=True, help_text="What the next attempt must do.")
     created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a worker claimed it; a stale claim is taken over."
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -1,8 +1,12 @@
 """Send the demo alerts to a running Quench over HTTP, exactly as the monitoring tools would."""
 
+import os
+import subprocess
+import sys
 import uuid
 
 import httpx
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from incidents.choices import IntegrationKind
@@ -51,6 +55,25 @@ class Command(BaseCommand):
                     raise CommandError(f"Could not reach Quench at {url}: {exc}") from None
                 self.stdout.write(f"POST /api/v1/ingest/{endpoint:<13} → {response.status_code} {_summary(response)}")
         self.stdout.write(self.style.SUCCESS("Demo alerts sent: open the admin to see the incidents."))
+        self._crash_the_shop(url, tokens[IntegrationKind.GENERIC])
+
+    def _crash_the_shop(self, url: str, token: str) -> None:
+        """Run the example shop's failing requests for real (examples/trigger.py) against the demo copy."""
+        from remediation.models import Service
+
+        service = Service.objects.filter(name="shop").exclude(repository="").first()
+        if service is None:
+            self.stdout.write("No `shop` service with a repository: run `manage.py setup_demo_service` for the crashes.")
+            return
+        trigger = settings.BASE_DIR / "examples" / "trigger.py"
+        command = [sys.executable, str(trigger), "--url", url, "--service-root", service.repository]
+        completed = subprocess.run(
+            command, env={**os.environ, "QUENCH_TOKEN": token}, capture_output=True, text=True, timeout=120
+        )
+        self.stdout.write(completed.stdout.rstrip())
+        if completed.returncode != 0:
+            raise CommandError(f"examples/trigger.py failed: {completed.stderr.strip()[-500:]}")
+        self.stdout.write(self.style.SUCCESS("The example shop crashed for real; Quench is diagnosing it."))
 
 
 def _summary(response) -> str:

@@ -1,0 +1,57 @@
+"""Print what Quench is doing about each open incident: diagnosis, fix attempts, proposal."""
+
+import time
+
+from django.core.management.base import BaseCommand
+from django.db.models import Prefetch
+
+from incidents.choices import IncidentStatus
+from incidents.models import Incident
+from remediation.choices import DIAGNOSIS_IN_FLIGHT
+from remediation.models import Diagnosis
+
+
+class Command(BaseCommand):
+    help = "Show each open incident's latest diagnosis, fix attempts and proposal (optionally wait for them)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--service", default="", help="Only this service's incidents.")
+        parser.add_argument(
+            "--wait", type=float, default=0, help="Wait up to this many seconds for diagnoses in flight to finish."
+        )
+
+    def handle(self, *args, service, wait, **options):
+        deadline = time.monotonic() + wait
+        while wait and time.monotonic() < deadline and self._in_flight(service):
+            time.sleep(1)
+        incidents = Incident.objects.exclude(status=IncidentStatus.RESOLVED).order_by("id")
+        if service:
+            incidents = incidents.filter(service=service)
+        incidents = incidents.prefetch_related(
+            Prefetch("diagnoses", queryset=Diagnosis.objects.prefetch_related("attempts", "approvals"))
+        )
+        for incident in incidents:
+            self.stdout.write(f"#{incident.pk} [{incident.status}] {incident.title[:90]}")
+            diagnosis = next(iter(incident.diagnoses.all()), None)
+            if diagnosis is None:
+                self.stdout.write("    not diagnosed")
+                continue
+            self.stdout.write(
+                f"    diagnosis #{diagnosis.pk} {diagnosis.status} by {diagnosis.provider or '?'}: "
+                f"{diagnosis.hypothesis[:140] or diagnosis.error[:140]}"
+            )
+            for attempt in diagnosis.attempts.all():
+                test = " with a regression test" if attempt.adds_regression_test else ""
+                self.stdout.write(
+                    f"    fix attempt {attempt.number}: {attempt.status}{test} ({attempt.duration_ms or 0} ms)"
+                )
+            self.stdout.write(f"    → {diagnosis.outcome or diagnosis.status}")
+        if self._in_flight(service):
+            self.stdout.write("Some diagnoses are still running.")
+
+    @staticmethod
+    def _in_flight(service: str) -> bool:
+        diagnoses = Diagnosis.objects.filter(status__in=DIAGNOSIS_IN_FLIGHT)
+        if service:
+            diagnoses = diagnoses.filter(incident__service=service)
+        return diagnoses.exists()

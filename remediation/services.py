@@ -1,0 +1,615 @@
+"""Diagnosis and remediation workflows: request and run a diagnosis, try fixes, propose them.
+
+The flow for one incident (each step a django-q2 task, each idempotent):
+
+    request_diagnosis ──► run_diagnosis ──► code fix:  run_fix_attempt (1..N: patch → sandbox → critic)
+                                       ├──► playbook:  propose_playbook
+                                       └──► escalate
+                               every proposal ends in request_approval (pending, with expiry)
+
+A diagnosis stays "in flight" (queued or running) until it has proposed something or
+escalated; the database allows one in flight per incident. Every step re-reads the
+incident and stops when it is no longer being diagnosed (resolved by its source, say).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from incidents.choices import ActivityKind, IncidentStatus
+from incidents.models import Incident
+from incidents.services.lifecycle import TransitionRefused, apply_transition, record_activity
+from remediation.choices import (
+    DIAGNOSIS_IN_FLIGHT,
+    ApprovalStatus,
+    DiagnosisStatus,
+    FixAttemptStatus,
+    ProposalKind,
+    RecommendedAction,
+    RiskLevel,
+)
+from remediation.context import build_context
+from remediation.llm.base import AttemptRecord, DiagnosisResult, LLMError, LLMProvider, get_llm_provider
+from remediation.models import ApprovalRequest, Diagnosis, FixAttempt, Playbook, Service
+
+logger = logging.getLogger(__name__)
+
+S = IncidentStatus
+REANALYZE = "reanalyze"
+# Wake-ups start a diagnosis only for an incident nobody is handling yet.
+AUTO_DIAGNOSE_FROM = frozenset({S.TRIGGERED, S.REGRESSED})
+# An engineer may ask again from any open state that is not already executing a fix.
+REANALYZE_FROM = frozenset({S.TRIGGERED, S.REGRESSED, S.ACKNOWLEDGED, S.ESCALATED, S.AWAITING_APPROVAL, S.DIAGNOSING})
+
+
+class DiagnosisRefused(TransitionRefused):
+    """A diagnosis cannot be requested for the incident in its current state (the API answers 409)."""
+
+
+def link_service_incidents(service_id: int) -> int:
+    """Link the incidents named like a Service record to it (after it is created or renamed)."""
+    service = Service.objects.get(pk=service_id)
+    return Incident.objects.filter(service=service.name).exclude(service_record=service).update(service_record=service)
+
+
+# --- requesting ------------------------------------------------------------------------------
+
+
+def request_diagnosis(incident_id: int, *, trigger: str, actor: str = "quench") -> tuple[Diagnosis | None, bool]:
+    """Queue a diagnosis of the incident unless one is in flight; returns (diagnosis, created).
+
+    Automatic triggers (new, regressed, spike, ...) only start one for a triggered or
+    regressed incident. A "reanalyze" within QUENCH_REANALYZE_DEDUP_MINUTES of the last
+    one returns that one; it supersedes a pending proposal. (None, False) when the
+    incident is in a state that is not diagnosed.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().get(pk=incident_id)
+        # The incident's row lock serializes requests; the partial unique index is the backstop.
+        in_flight = incident.diagnoses.filter(status__in=DIAGNOSIS_IN_FLIGHT).first()
+        if in_flight is not None:
+            return in_flight, False
+        if trigger == REANALYZE:
+            window = timedelta(minutes=settings.QUENCH_REANALYZE_DEDUP_MINUTES)
+            recent = incident.diagnoses.filter(trigger=REANALYZE, created_at__gte=now - window).first()
+            if recent is not None:
+                return recent, False
+            allowed = REANALYZE_FROM
+        else:
+            allowed = AUTO_DIAGNOSE_FROM
+        if incident.status not in allowed:
+            return None, False
+        try:
+            with transaction.atomic():
+                diagnosis = Diagnosis.objects.create(incident=incident, trigger=trigger[:20], requested_by=actor)
+        except IntegrityError:
+            return incident.diagnoses.filter(status__in=DIAGNOSIS_IN_FLIGHT).first(), False
+        superseded = ApprovalRequest.objects.filter(incident=incident, status=ApprovalStatus.PENDING).update(
+            status=ApprovalStatus.SUPERSEDED, decided_at=now, decided_by=actor
+        )
+        message = f"Diagnosis #{diagnosis.pk} requested ({trigger})"
+        if superseded:
+            message += "; the pending proposal is superseded"
+        if incident.status != S.DIAGNOSING:
+            apply_transition(incident, S.DIAGNOSING, actor=actor, message=message, now=now)
+            incident.save(update_fields=["status", "updated_at"])
+        else:
+            record_activity(incident, ActivityKind.NOTE, message, actor=actor)
+        diagnosis_id = diagnosis.pk
+        transaction.on_commit(lambda: _enqueue_diagnosis(diagnosis_id), robust=True)
+    return diagnosis, True
+
+
+def reanalyze(incident_id: int, *, actor: str) -> tuple[Diagnosis, bool]:
+    """An engineer asks for a fresh diagnosis (deduplicated for a few minutes); raises DiagnosisRefused."""
+    diagnosis, created = request_diagnosis(incident_id, trigger=REANALYZE, actor=actor)
+    if diagnosis is None:
+        status = Incident.objects.values_list("status", flat=True).get(pk=incident_id)
+        raise DiagnosisRefused(
+            f"Incident #{incident_id} is {status}; it cannot be reanalyzed now.",
+            incident_id=incident_id,
+            current_status=status,
+        )
+    return diagnosis, created
+
+
+def _enqueue_diagnosis(diagnosis_id: int) -> None:
+    from remediation.tasks import enqueue_diagnosis
+
+    enqueue_diagnosis(diagnosis_id)
+
+
+def _enqueue_fix_attempt(diagnosis_id: int, number: int) -> None:
+    from remediation.tasks import enqueue_fix_attempt
+
+    enqueue_fix_attempt(diagnosis_id, number)
+
+
+# --- diagnosing ------------------------------------------------------------------------------
+
+
+def run_diagnosis(diagnosis_id: int, *, provider: LLMProvider | None = None) -> str:
+    """Diagnose, then start the remediation it recommends. Returns what happened, for the task result.
+
+    Safe to run twice: a diagnosis already answered is not asked again, and the next
+    step (fix attempts, proposal) is itself idempotent.
+    """
+    now = timezone.now()
+    Diagnosis.objects.filter(pk=diagnosis_id, status=DiagnosisStatus.QUEUED).update(
+        status=DiagnosisStatus.RUNNING, started_at=now, updated_at=now
+    )
+    diagnosis = Diagnosis.objects.select_related("incident").filter(pk=diagnosis_id).first()
+    if diagnosis is None or diagnosis.status != DiagnosisStatus.RUNNING:
+        return "not running"
+    if not _still_diagnosing(diagnosis):
+        return "incident no longer diagnosing"
+    provider = provider or get_llm_provider()
+    if not diagnosis.provider:
+        try:
+            context, _ = build_context(diagnosis.incident)
+            result, used = _ask(provider, "diagnose", diagnosis, lambda p: p.diagnose(context))
+        except Exception as exc:
+            logger.exception("diagnosis failed", extra={"incident_id": diagnosis.incident_id})
+            _fail(diagnosis, f"{type(exc).__name__}: {exc}")
+            return "failed"
+        _store_diagnosis(diagnosis, result, used, context)
+    return _next_step(diagnosis)
+
+
+def _ask(provider: LLMProvider, step: str, diagnosis: Diagnosis, call):
+    """Call the provider; when a hosted model fails for good (quota, outage), fall back to the offline analyzer.
+
+    Returns (answer, provider used). The failure is kept in the decision chain.
+    """
+    try:
+        return call(provider), provider
+    except LLMError as exc:
+        if provider.name == "offline":
+            raise
+        logger.warning(
+            "LLM provider failed, using the offline analyzer",
+            extra={"incident_id": diagnosis.incident_id, "provider": provider.name, "step": step},
+        )
+        usage = exc.usage.as_dict() if exc.usage else {}
+        _append_chain(
+            diagnosis,
+            {**usage, "step": step, "provider": provider.name, "model": provider.model, "error": exc.message[:500]},
+        )
+        from remediation.llm.offline import OfflineAnalyzer
+
+        fallback = OfflineAnalyzer()
+        return call(fallback), fallback
+
+
+def _append_chain(diagnosis: Diagnosis, entry: dict) -> None:
+    entry = {"at": timezone.now().isoformat(), **entry}
+    with transaction.atomic():
+        locked = Diagnosis.objects.select_for_update().get(pk=diagnosis.pk)
+        locked.decision_chain = [*locked.decision_chain, entry]
+        usage_in, usage_out = entry.get("input_tokens", 0), entry.get("output_tokens", 0)
+        locked.input_tokens += usage_in
+        locked.output_tokens += usage_out
+        locked.save(update_fields=["decision_chain", "input_tokens", "output_tokens", "updated_at"])
+    diagnosis.decision_chain = locked.decision_chain
+    diagnosis.input_tokens, diagnosis.output_tokens = locked.input_tokens, locked.output_tokens
+
+
+def _store_diagnosis(diagnosis: Diagnosis, result: DiagnosisResult, provider: LLMProvider, context) -> None:
+    playbook = None
+    if result.playbook_id and any(candidate["id"] == result.playbook_id for candidate in context.playbooks):
+        playbook = Playbook.objects.filter(pk=result.playbook_id).first()
+    if playbook is None and context.playbooks:
+        playbook = Playbook.objects.filter(pk=context.playbooks[0]["id"]).first()
+    action = result.recommended_action if result.recommended_action in RecommendedAction.values else "escalate"
+    if action == RecommendedAction.CODE_FIX and not context.has_repository:
+        action = RecommendedAction.PLAYBOOK if playbook else RecommendedAction.ESCALATE
+    if action == RecommendedAction.PLAYBOOK and playbook is None:
+        action = RecommendedAction.ESCALATE
+    diagnosis.hypothesis = result.hypothesis
+    diagnosis.confidence = min(1.0, max(0.0, float(result.confidence)))
+    diagnosis.evidence = [str(item) for item in result.evidence][:30]
+    diagnosis.explanation = result.explanation
+    diagnosis.culprit_file = result.culprit_file[:500]
+    diagnosis.culprit_line = result.culprit_line
+    diagnosis.culprit_function = result.culprit_function[:200]
+    diagnosis.category = result.category[:60]
+    diagnosis.recommended_action = action
+    diagnosis.risk_level = result.risk_level if result.risk_level in RiskLevel.values else RiskLevel.MEDIUM
+    diagnosis.playbook = playbook
+    diagnosis.provider = provider.name
+    diagnosis.model = provider.model
+    diagnosis.context_summary = {
+        "traceback_chars": len(context.traceback),
+        "frames": len(context.frames),
+        "events": len(context.events),
+        "source_files": [file.path for file in context.source_files],
+        "similar_incidents": [item["id"] for item in context.similar_incidents],
+        "knowledge": [item["id"] for item in context.knowledge],
+        "playbooks": [item["id"] for item in context.playbooks],
+        "complaints": len(context.complaints),
+        "repository": context.has_repository,
+    }
+    diagnosis.save()
+    usage = result.usage.as_dict() if result.usage else {"step": "diagnose", "provider": provider.name}
+    _append_chain(diagnosis, {**usage, "outcome": f"{action}, confidence {diagnosis.confidence:.2f}"})
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().get(pk=diagnosis.incident_id)
+        record_activity(
+            incident,
+            ActivityKind.NOTE,
+            f"Diagnosis #{diagnosis.pk}: {result.hypothesis[:400]} (recommends {action})",
+            data={"diagnosis_id": diagnosis.pk},
+        )
+        if result.category and not incident.category:
+            incident.category = result.category[:60]
+            incident.save(update_fields=["category", "updated_at"])
+
+
+def _next_step(diagnosis: Diagnosis) -> str:
+    if diagnosis.recommended_action == RecommendedAction.CODE_FIX:
+        _enqueue_fix_attempt(diagnosis.pk, diagnosis.attempts.count() + 1)
+        return "fixing"
+    if diagnosis.recommended_action == RecommendedAction.PLAYBOOK:
+        propose_playbook(diagnosis.pk)
+        return "playbook proposed"
+    escalate(diagnosis.pk, "the diagnosis found no safe automatic remediation")
+    return "escalated"
+
+
+def _still_diagnosing(diagnosis: Diagnosis) -> bool:
+    """False (and the diagnosis closed) when the incident left `diagnosing` meanwhile."""
+    status = Incident.objects.values_list("status", flat=True).get(pk=diagnosis.incident_id)
+    if status == S.DIAGNOSING:
+        return True
+    _finish(diagnosis, DiagnosisStatus.SUCCEEDED, outcome=f"stopped: the incident became {status}")
+    return False
+
+
+def _finish(diagnosis: Diagnosis, status: str, *, outcome: str, error: str = "") -> None:
+    Diagnosis.objects.filter(pk=diagnosis.pk, status__in=DIAGNOSIS_IN_FLIGHT).update(
+        status=status, outcome=outcome[:200], error=error, finished_at=timezone.now(), updated_at=timezone.now()
+    )
+    diagnosis.status, diagnosis.outcome = status, outcome[:200]
+
+
+def _fail(diagnosis: Diagnosis, error: str) -> None:
+    _finish(diagnosis, DiagnosisStatus.FAILED, outcome="escalated: the diagnosis failed", error=error[:4000])
+    _escalate_incident(diagnosis.incident_id, f"Diagnosis #{diagnosis.pk} failed ({error[:200]}); a human must look.")
+
+
+def escalate(diagnosis_id: int, reason: str) -> None:
+    """End the diagnosis without a proposal and hand the incident to a human, saying why."""
+    diagnosis = Diagnosis.objects.get(pk=diagnosis_id)
+    _finish(diagnosis, DiagnosisStatus.SUCCEEDED, outcome=f"escalated: {reason}")
+    _escalate_incident(diagnosis.incident_id, f"Escalated after diagnosis #{diagnosis.pk}: {reason}.")
+
+
+def _escalate_incident(incident_id: int, message: str, *, data: dict | None = None) -> None:
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().get(pk=incident_id)
+        if incident.status in (S.DIAGNOSING, S.AWAITING_APPROVAL):
+            apply_transition(incident, S.ESCALATED, actor="quench", message=message)
+            incident.save(update_fields=["status", "updated_at"])
+            if data:
+                record_activity(incident, ActivityKind.NOTE, "Escalation details", data=data)
+        else:
+            record_activity(incident, ActivityKind.NOTE, message, data=data or {})
+
+
+def diagnosis_result(diagnosis: Diagnosis) -> DiagnosisResult:
+    """A stored diagnosis as providers see it (for the patch and critic steps)."""
+    return DiagnosisResult(
+        hypothesis=diagnosis.hypothesis,
+        confidence=diagnosis.confidence or 0.0,
+        evidence=list(diagnosis.evidence),
+        explanation=diagnosis.explanation,
+        culprit_file=diagnosis.culprit_file,
+        culprit_line=diagnosis.culprit_line,
+        culprit_function=diagnosis.culprit_function,
+        category=diagnosis.category,
+        recommended_action=diagnosis.recommended_action,
+        risk_level=diagnosis.risk_level,
+        playbook_id=diagnosis.playbook_id,
+    )
+
+
+# --- fix attempts ----------------------------------------------------------------------------
+
+
+def _attempt_record(attempt: FixAttempt) -> AttemptRecord:
+    return AttemptRecord(
+        number=attempt.number,
+        patch=attempt.patch,
+        status=attempt.status,
+        output=attempt.output,
+        exit_code=attempt.exit_code,
+        critic_feedback=attempt.critic_feedback,
+        reviewer_feedback=_reviewer_feedback(attempt),
+    )
+
+
+def _reviewer_feedback(attempt: FixAttempt) -> str:
+    approval = ApprovalRequest.objects.filter(fix_attempt=attempt, status=ApprovalStatus.REJECTED).first()
+    return approval.feedback if approval else ""
+
+
+def _previous_reviews(diagnosis: Diagnosis) -> list[AttemptRecord]:
+    """Rejected fixes of the incident's earlier diagnoses, with the reviewers' feedback the next patch must use."""
+    rejected = (
+        ApprovalRequest.objects.filter(incident_id=diagnosis.incident_id, status=ApprovalStatus.REJECTED)
+        .exclude(fix_attempt__isnull=True)
+        .exclude(diagnosis=diagnosis)
+        .select_related("fix_attempt")
+        .order_by("decided_at")
+    )
+    return [_attempt_record(approval.fix_attempt) for approval in rejected]
+
+
+def run_fix_attempt(diagnosis_id: int, number: int, *, provider: LLMProvider | None = None) -> str:
+    """Write patch number `number`, test it in the sandbox, and propose it or let the critic plan the next.
+
+    Idempotent: a finished attempt is not redone (a redelivered task only re-drives what
+    follows it), and an attempt interrupted mid-way is redone from its start.
+    """
+    diagnosis = Diagnosis.objects.select_related("incident__service_record").filter(pk=diagnosis_id).first()
+    if diagnosis is None or diagnosis.status != DiagnosisStatus.RUNNING:
+        return "not running"
+    if not _still_diagnosing(diagnosis):
+        return "incident no longer diagnosing"
+    maximum = max(1, settings.QUENCH_FIX_MAX_ATTEMPTS)
+    attempt, _ = FixAttempt.objects.get_or_create(
+        diagnosis=diagnosis, number=number, defaults={"incident_id": diagnosis.incident_id}
+    )
+    if attempt.status == FixAttemptStatus.PASSED:
+        request_approval(diagnosis.pk, fix_attempt_id=attempt.pk)
+        return "proposed"
+    if attempt.status not in (FixAttemptStatus.GENERATING, FixAttemptStatus.TESTING):
+        return _after_failure(diagnosis, attempt, maximum)
+    # Claim the attempt: a duplicate task finds it claimed and leaves it alone; a claim
+    # older than the queue's task timeout belongs to a killed worker and is taken over.
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.Q_CLUSTER["timeout"])
+    claimed = (
+        FixAttempt.objects.filter(pk=attempt.pk, status__in=[FixAttemptStatus.GENERATING, FixAttemptStatus.TESTING])
+        .filter(Q(started_at__isnull=True) | Q(started_at__lt=stale))
+        .update(started_at=now, status=FixAttemptStatus.GENERATING)
+    )
+    if not claimed:
+        return "in progress elsewhere"
+    attempt.started_at, attempt.status = now, FixAttemptStatus.GENERATING
+
+    provider = provider or get_llm_provider()
+    earlier = [_attempt_record(a) for a in diagnosis.attempts.filter(number__lt=number).order_by("number")]
+    history = _previous_reviews(diagnosis) + earlier
+    attempt.feedback_used = "\n\n".join(
+        text for record in history for text in (record.critic_feedback, record.reviewer_feedback) if text
+    )[-8000:]
+    try:
+        context, snapshot = build_context(diagnosis.incident)
+        proposal, used = _ask(
+            provider, "patch", diagnosis, lambda p: p.propose_patch(context, diagnosis_result(diagnosis), history)
+        )
+    except Exception as exc:
+        logger.exception("writing a patch failed", extra={"incident_id": diagnosis.incident_id})
+        attempt.status, attempt.output = FixAttemptStatus.ERROR, f"{type(exc).__name__}: {exc}"[:4000]
+        attempt.finished_at = timezone.now()
+        attempt.save()
+        return _after_failure(diagnosis, attempt, maximum)
+    if proposal is not None and proposal.usage:
+        _append_chain(diagnosis, {**proposal.usage.as_dict(), "outcome": f"patch {number}"})
+    if proposal is None:
+        attempt.status, attempt.summary = FixAttemptStatus.NO_PATCH, "The provider could not write a patch."
+        attempt.provider, attempt.model = used.name, used.model
+        attempt.finished_at = timezone.now()
+        attempt.save()
+        return _after_failure(diagnosis, attempt, maximum, give_up=True)
+
+    service = diagnosis.incident.service_record
+    attempt.summary = proposal.summary
+    attempt.patch = proposal.diff
+    attempt.files_changed = proposal.files_changed
+    attempt.adds_regression_test = proposal.adds_regression_test
+    attempt.provider, attempt.model = used.name, used.model
+    if proposal.usage:
+        attempt.input_tokens, attempt.output_tokens = proposal.usage.input_tokens, proposal.usage.output_tokens
+    attempt.test_command = service.test_command
+    attempt.base_commit = snapshot.commit if snapshot else ""
+    attempt.status = FixAttemptStatus.TESTING
+    attempt.save()
+
+    from remediation.sandbox import run_patch
+
+    started = time.monotonic()
+    result = run_patch(
+        repository=service.repository, branch=service.default_branch, diff=proposal.diff, argv=service.test_argv
+    )
+    attempt.status = result.status
+    attempt.exit_code = result.exit_code
+    attempt.output = result.output if result.output else result.message
+    attempt.output_truncated = result.output_truncated
+    attempt.duration_ms = result.duration_ms or int((time.monotonic() - started) * 1000)
+    attempt.base_commit = result.base_commit or attempt.base_commit
+    attempt.finished_at = timezone.now()
+    attempt.save()
+    _record_attempt(diagnosis, attempt, result.message)
+    if attempt.status == FixAttemptStatus.PASSED:
+        request_approval(diagnosis.pk, fix_attempt_id=attempt.pk)
+        return "proposed"
+    _critique(diagnosis, attempt, provider)
+    return _after_failure(diagnosis, attempt, maximum)
+
+
+def _record_attempt(diagnosis: Diagnosis, attempt: FixAttempt, message: str) -> None:
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().get(pk=diagnosis.incident_id)
+        record_activity(
+            incident,
+            ActivityKind.NOTE,
+            f"Fix attempt {attempt.number}: {attempt.get_status_display().lower()} ({message[:200]})",
+            data={"diagnosis_id": diagnosis.pk, "fix_attempt_id": attempt.pk},
+        )
+
+
+def _critique(diagnosis: Diagnosis, attempt: FixAttempt, provider: LLMProvider) -> None:
+    if attempt.critic_what_failed:
+        return
+    try:
+        context, _ = build_context(diagnosis.incident)
+        feedback, _used = _ask(
+            provider,
+            "critique",
+            diagnosis,
+            lambda p: p.critique(context, diagnosis_result(diagnosis), _attempt_record(attempt)),
+        )
+    except Exception as exc:
+        logger.exception("the critic failed", extra={"incident_id": diagnosis.incident_id})
+        attempt.critic_what_failed = f"The test run ended {attempt.status} (exit code {attempt.exit_code})."
+        attempt.critic_why = f"The critic could not analyse it: {type(exc).__name__}."
+        attempt.critic_next = "Take a different approach than this patch."
+    else:
+        attempt.critic_what_failed = feedback.what_failed
+        attempt.critic_why = feedback.why
+        attempt.critic_next = feedback.next_attempt_must
+        if feedback.usage:
+            _append_chain(diagnosis, {**feedback.usage.as_dict(), "outcome": f"critique of attempt {attempt.number}"})
+    attempt.save(update_fields=["critic_what_failed", "critic_why", "critic_next"])
+
+
+def _after_failure(diagnosis: Diagnosis, attempt: FixAttempt, maximum: int, *, give_up: bool = False) -> str:
+    """Try again with the critic's feedback, or — out of attempts or ideas — fall back or escalate."""
+    if not give_up and attempt.number < maximum:
+        _enqueue_fix_attempt(diagnosis.pk, attempt.number + 1)
+        return "retrying"
+    if diagnosis.playbook_id:
+        propose_playbook(diagnosis.pk)
+        return "playbook proposed"
+    attempts = list(diagnosis.attempts.order_by("number"))
+    why = "no patch could be written" if give_up and attempt.number == 1 else f"{len(attempts)} fix attempt(s) failed"
+    _finish(diagnosis, DiagnosisStatus.SUCCEEDED, outcome=f"escalated: {why}")
+    _escalate_incident(
+        diagnosis.incident_id,
+        f"Escalated after diagnosis #{diagnosis.pk}: {why}.",
+        data={
+            "diagnosis_id": diagnosis.pk,
+            "fix_attempts": [
+                {"id": a.pk, "number": a.number, "status": a.status, "critic": a.critic_feedback[:1000]}
+                for a in attempts
+            ],
+        },
+    )
+    return "escalated"
+
+
+# --- proposals -------------------------------------------------------------------------------
+
+
+def propose_playbook(diagnosis_id: int) -> ApprovalRequest | None:
+    """Propose the diagnosis's playbook with a dry run of its steps."""
+    from remediation.playbooks import dry_run
+
+    diagnosis = Diagnosis.objects.select_related("incident__service_record", "playbook").get(pk=diagnosis_id)
+    playbook = diagnosis.playbook
+    if playbook is None:
+        escalate(diagnosis_id, "no playbook fits")
+        return None
+    summary = f"Run playbook “{playbook.name}”" + (f": {playbook.description}" if playbook.description else "")
+    return request_approval(
+        diagnosis_id,
+        playbook_id=playbook.pk,
+        summary=summary,
+        risk_level=playbook.risk_level,
+        dry_run_steps=dry_run(playbook, diagnosis.incident),
+    )
+
+
+def request_approval(
+    diagnosis_id: int,
+    *,
+    fix_attempt_id: int | None = None,
+    playbook_id: int | None = None,
+    summary: str = "",
+    risk_level: str = "",
+    dry_run_steps: list | None = None,
+) -> ApprovalRequest | None:
+    """Create the pending approval for a tested fix or a playbook, once (a repeat returns the first).
+
+    The incident moves to awaiting_approval; an older pending proposal is superseded.
+    None when the incident left `diagnosing` meanwhile (nothing is proposed for it).
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        diagnosis = Diagnosis.objects.select_for_update().get(pk=diagnosis_id)
+        incident = Incident.objects.select_for_update().get(pk=diagnosis.incident_id)
+        if fix_attempt_id is not None:
+            existing = ApprovalRequest.objects.filter(fix_attempt_id=fix_attempt_id).first()
+        else:
+            existing = ApprovalRequest.objects.filter(diagnosis=diagnosis, kind=ProposalKind.PLAYBOOK).first()
+        if existing is not None:
+            return existing
+        if incident.status != S.DIAGNOSING:
+            record_activity(incident, ActivityKind.NOTE, f"A proposal was ready but the incident is {incident.status}.")
+            _finish(
+                diagnosis, DiagnosisStatus.SUCCEEDED, outcome=f"not proposed: the incident became {incident.status}"
+            )
+            return None
+        if fix_attempt_id is not None:
+            attempt = FixAttempt.objects.get(pk=fix_attempt_id)
+            kind = ProposalKind.CODE_FIX
+            summary = summary or attempt.summary or f"Code fix (attempt {attempt.number})"
+            risk_level = risk_level or diagnosis.risk_level or RiskLevel.MEDIUM
+        else:
+            kind = ProposalKind.PLAYBOOK
+        ApprovalRequest.objects.filter(incident=incident, status=ApprovalStatus.PENDING).update(
+            status=ApprovalStatus.SUPERSEDED, decided_at=now, decided_by="quench"
+        )
+        approval = ApprovalRequest.objects.create(
+            incident=incident,
+            diagnosis=diagnosis,
+            kind=kind,
+            fix_attempt_id=fix_attempt_id,
+            playbook_id=playbook_id,
+            summary=summary,
+            risk_level=risk_level or RiskLevel.MEDIUM,
+            dry_run=dry_run_steps or [],
+            expires_at=now + timedelta(hours=settings.QUENCH_APPROVAL_TTL_HOURS),
+        )
+        apply_transition(
+            incident,
+            S.AWAITING_APPROVAL,
+            actor="quench",
+            message=f"{approval.get_kind_display()} proposed, awaiting approval: {summary[:300]}",
+            now=now,
+        )
+        incident.save(update_fields=["status", "updated_at"])
+        diagnosis.status = DiagnosisStatus.SUCCEEDED
+        diagnosis.outcome = f"{approval.get_kind_display().lower()} awaiting approval (#{approval.pk})"
+        diagnosis.finished_at = now
+        diagnosis.save(update_fields=["status", "outcome", "finished_at", "updated_at"])
+    logger.info("remediation proposed", extra={"incident_id": incident.pk, "approval_id": approval.pk})
+    return approval
+
+
+def expire_overdue_approvals(*, now=None) -> int:
+    """Pending approvals past expires_at become expired; their incidents are escalated."""
+    now = now or timezone.now()
+    expired = 0
+    for approval_id in ApprovalRequest.objects.filter(status=ApprovalStatus.PENDING, expires_at__lt=now).values_list(
+        "pk", flat=True
+    ):
+        with transaction.atomic():
+            approval = ApprovalRequest.objects.select_for_update().get(pk=approval_id)
+            if approval.status != ApprovalStatus.PENDING:
+                continue
+            approval.status, approval.decided_at = ApprovalStatus.EXPIRED, now
+            approval.save(update_fields=["status", "decided_at"])
+            expired += 1
+        _escalate_incident(approval.incident_id, f"Proposal #{approval_id} expired without a decision.")
+    return expired
