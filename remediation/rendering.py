@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from django.utils.html import format_html, format_html_join
 
+# Line kind → (CSS class, inline style); inline so the admin needs no extra stylesheet.
 _LINE_STYLES = {
-    "+": "background:#e6ffed;color:#22863a",
-    "-": "background:#ffeef0;color:#b31d28",
-    "@": "background:#f1f8ff;color:#005cc5",
-    "d": "font-weight:bold;color:#24292e",
+    "+": ("diff-add", "background:#e6ffed;color:#22863a"),
+    "-": ("diff-del", "background:#ffeef0;color:#b31d28"),
+    "@": ("diff-hunk", "background:#f1f8ff;color:#005cc5"),
+    "meta": ("diff-meta", "font-weight:bold;color:#24292e"),
+    " ": ("diff-context", ""),
 }
 
 
-def _style(line: str) -> str:
-    if line.startswith(("+++", "---", "diff --git", "new file mode", "index ")):
-        return _LINE_STYLES["d"]
-    return _LINE_STYLES.get(line[:1], "")
+def _kind(line: str) -> tuple[str, str]:
+    if line.startswith(("+++", "---", "diff --git", "new file mode", "index ", "\\ ")):
+        return _LINE_STYLES["meta"]
+    return _LINE_STYLES.get(line[:1], _LINE_STYLES[" "])
 
 
 def diff_html(diff: str):
@@ -23,7 +25,9 @@ def diff_html(diff: str):
     if not diff:
         return format_html('<p class="help">{}</p>', "No patch.")
     lines = format_html_join(
-        "", '<span style="display:block;{}">{}</span>', ((_style(line), line or " ") for line in diff.splitlines())
+        "",
+        '<span class="{}" style="display:block;{}">{}</span>',
+        ((*_kind(line), line or " ") for line in diff.splitlines()),
     )
     return format_html(
         '<pre class="quench-diff" style="font-size:12px;line-height:1.4;overflow-x:auto;'
