@@ -88,3 +88,30 @@ try:
     _hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quench"))
 except ImportError:  # pragma: no cover - hypothesis is in requirements/test.txt
     pass
+
+
+@pytest.fixture
+def page():
+    """A headless Chromium page (browser tests only; see tests/browser.py)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import ARGS, CHROMIUM
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page()
+        page.set_default_timeout(15_000)
+        yield page
+        browser.close()
+
+
+@pytest.fixture
+def logged_in(page, live_server, django_user_model):
+    """The page, logged into the admin as a superuser."""
+    django_user_model.objects.create_superuser("boss", password="pw-boss-123456")
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", "boss")
+    page.fill("#id_password", "pw-boss-123456")
+    page.click("input[type=submit]")
+    page.wait_for_selector("#site-name")
+    return page

@@ -10,7 +10,8 @@ from incidents.models import Incident, IncidentWakeup
 from incidents.tasks import handle_wakeup
 from remediation.management.commands.setup_demo_service import create_repository
 from remediation.models import Diagnosis, Service
-from tests.test_admin_browser import CHROMIUM, _ingest, live_server_screenshot_dir, logged_in, page  # noqa: F401
+from tests.browser import CHROMIUM
+from tests.test_admin_browser import _ingest, live_server_screenshot_dir
 from tests.test_diagnosis_pipeline import _payload, drive
 
 pytestmark = [

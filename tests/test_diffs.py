@@ -33,7 +33,9 @@ def repo(tmp_path):
     ],
 )
 def test_the_diff_applies_and_gives_exactly_the_new_content(repo, path, old, new):
-    diff = unified_diff([FileChange(path, old, new), FileChange("tests/test_new.py", None, "def test_x():\n    pass\n")])
+    diff = unified_diff(
+        [FileChange(path, old, new), FileChange("tests/test_new.py", None, "def test_x():\n    pass\n")]
+    )
     (repo / "p.diff").write_text(diff)
     _git(repo, "apply", "--check", "p.diff")
     _git(repo, "apply", "p.diff")
