@@ -205,7 +205,7 @@ def _similar(incident: Incident) -> list[dict]:
         return []
     similar = []
     for hit in hits:
-        past = hit.object.incident
+        past = hit.object  # similar-incident hits carry the Incident
         similar.append(
             {
                 "id": past.pk,

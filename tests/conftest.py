@@ -115,3 +115,50 @@ def logged_in(page, live_server, django_user_model):
     page.click("input[type=submit]")
     page.wait_for_selector("#site-name")
     return page
+
+
+# --- the example shop as a real git repository (see tests/demo_service.py) ---
+
+
+@pytest.fixture(scope="module")
+def shop_repo(tmp_path_factory):
+    """A fresh git repository of examples/shop (as `make run` makes it), shared by a test module."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from remediation.management.commands.setup_demo_service import create_repository
+
+    repo = tmp_path_factory.mktemp("demo") / "shop-repo"
+    create_repository(Path(settings.BASE_DIR) / "examples" / "shop", repo)
+    return repo
+
+
+@pytest.fixture
+def shop(db, shop_repo):
+    """The `shop` Service record pointing at that repository."""
+    from remediation.models import Service
+
+    return Service.objects.create(
+        name="shop", repository=str(shop_repo), test_command="python -m pytest -q -p no:cacheprovider"
+    )
+
+
+@pytest.fixture
+def crash(post_json, make_integration, shop_repo):
+    """crash(scenario) → the incident its real traceback opened (its wake-up handled)."""
+    from incidents.models import Incident, IncidentWakeup
+    from incidents.tasks import handle_wakeup
+    from tests.demo_service import scenario_payload
+
+    token = make_integration("generic").raw_token
+
+    def send(scenario: str) -> "Incident":
+        response = post_json("/api/v1/ingest/events", scenario_payload(scenario, shop_repo), token)
+        assert response.status_code == 202, response.content
+        incident = Incident.objects.get(pk=response.json()["results"][0]["incident_id"])
+        for wakeup in IncidentWakeup.objects.filter(incident=incident, handled_at__isnull=True):
+            handle_wakeup(wakeup.pk)
+        return incident
+
+    return send

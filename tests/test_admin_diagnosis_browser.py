@@ -11,8 +11,8 @@ from incidents.tasks import handle_wakeup
 from remediation.management.commands.setup_demo_service import create_repository
 from remediation.models import Diagnosis, Service
 from tests.browser import CHROMIUM
+from tests.demo_service import drive, scenario_payload
 from tests.test_admin_browser import _ingest, live_server_screenshot_dir
-from tests.test_diagnosis_pipeline import _payload, drive
 
 pytestmark = [
     pytest.mark.browser,
@@ -26,7 +26,7 @@ def test_an_engineer_reads_the_diagnosis_and_the_tested_patch(logged_in, live_se
     repo = tmp_path / "shop-repo"
     create_repository(Path(settings.BASE_DIR) / "examples" / "shop", repo)
     Service.objects.create(name="shop", repository=str(repo), test_command="python -m pytest -q -p no:cacheprovider")
-    _ingest(live_server, make_integration("generic").raw_token, _payload("payment-missing-currency", repo))
+    _ingest(live_server, make_integration("generic").raw_token, scenario_payload("payment-missing-currency", repo))
     incident = Incident.objects.get()
     handle_wakeup(IncidentWakeup.objects.get(incident=incident).pk)
     assert drive(Diagnosis.objects.get().pk) == "proposed"

@@ -5,11 +5,8 @@ by examples/trigger.py (real tracebacks), ingested through the API, diagnosed by
 offline analyzer and fixed in the real sandbox (git worktree + the shop's pytest suite).
 """
 
-import json
-import subprocess
-import sys
+import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -23,62 +20,11 @@ from remediation import services
 from remediation.choices import ApprovalStatus, DiagnosisStatus, FixAttemptStatus
 from remediation.llm.base import PatchProposal
 from remediation.llm.offline import OfflineAnalyzer
-from remediation.management.commands.setup_demo_service import DEMO_PLAYBOOKS, create_repository
+from remediation.management.commands.setup_demo_service import DEMO_PLAYBOOKS
 from remediation.models import ApprovalRequest, Diagnosis, FixAttempt, Playbook, Service
+from tests.demo_service import drive, scenario_payload
 
-TRIGGER = Path(settings.BASE_DIR) / "examples" / "trigger.py"
 CRASH_SCENARIOS = ["payment-missing-currency", "search-no-results", "analytics-no-orders", "customer-not-found"]
-
-
-@pytest.fixture(scope="module")
-def shop_repo(tmp_path_factory):
-    repo = tmp_path_factory.mktemp("demo") / "shop-repo"
-    create_repository(Path(settings.BASE_DIR) / "examples" / "shop", repo)
-    return repo
-
-
-@pytest.fixture
-def shop(db, shop_repo):
-    return Service.objects.create(
-        name="shop", repository=str(shop_repo), test_command="python -m pytest -q -p no:cacheprovider"
-    )
-
-
-def _payload(scenario: str, repo: Path) -> dict:
-    completed = subprocess.run(
-        [sys.executable, str(TRIGGER), "--dry-run", "--scenario", scenario, "--service-root", str(repo)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return json.loads(completed.stdout)[0]
-
-
-@pytest.fixture
-def crash(post_json, make_integration, shop_repo):
-    """crash(scenario) → the incident its real traceback opened (its wake-up handled)."""
-    token = make_integration("generic").raw_token
-
-    def send(scenario: str) -> Incident:
-        response = post_json("/api/v1/ingest/events", _payload(scenario, shop_repo), token)
-        assert response.status_code == 202, response.content
-        incident = Incident.objects.get(pk=response.json()["results"][0]["incident_id"])
-        for wakeup in IncidentWakeup.objects.filter(incident=incident, handled_at__isnull=True):
-            handle_wakeup(wakeup.pk)
-        return incident
-
-    return send
-
-
-def drive(diagnosis_id: int, provider=None) -> str:
-    """Run the diagnosis and each fix attempt it asks for, as the queue would, in order."""
-    outcome = services.run_diagnosis(diagnosis_id, provider=provider)
-    number = 1
-    while outcome in ("fixing", "retrying"):
-        outcome = services.run_fix_attempt(diagnosis_id, number, provider=provider)
-        number += 1
-    return outcome
 
 
 @pytest.mark.parametrize("scenario", CRASH_SCENARIOS)
@@ -233,3 +179,34 @@ def test_an_expired_approval_escalates_the_incident(shop, crash):
     assert ApprovalRequest.objects.get().status == ApprovalStatus.EXPIRED
     assert Incident.objects.get(pk=incident.pk).status == IncidentStatus.ESCALATED
     assert services.expire_overdue_approvals() == 0
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_the_real_queue_carries_a_crash_to_a_tested_fix(post_json, make_integration, shop_repo):
+    """Webhook → wake-up → diagnosis → fix attempts → approval, every step a django-q2 task of a real cluster."""
+    from django.db import connections
+    from django_q.cluster import Cluster
+
+    Service.objects.create(
+        name="shop", repository=str(shop_repo), test_command="python -m pytest -q -p no:cacheprovider"
+    )
+    token = make_integration("generic").raw_token
+    response = post_json("/api/v1/ingest/events", scenario_payload("analytics-no-orders", shop_repo), token)
+    incident_id = response.json()["results"][0]["incident_id"]
+
+    connections.close_all()  # the cluster forks; children must not share our connection
+    cluster = Cluster()
+    cluster.start()
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not ApprovalRequest.objects.filter(incident_id=incident_id).exists():
+            time.sleep(0.25)
+    finally:
+        cluster.stop()
+        connections.close_all()
+
+    approval = ApprovalRequest.objects.get(incident_id=incident_id)
+    assert approval.status == ApprovalStatus.PENDING and approval.fix_attempt.status == FixAttemptStatus.PASSED
+    assert Incident.objects.get(pk=incident_id).status == IncidentStatus.AWAITING_APPROVAL
+    assert Diagnosis.objects.filter(incident_id=incident_id).count() == 1
