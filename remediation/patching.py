@@ -22,6 +22,14 @@ the first one the history has not tried yet:
 - missing_timeout (a timeout exception): add `timeout=10` (or `connect_timeout=` for
   psycopg) to the call; then a more generous `timeout=30`.
 
+The guards need to evaluate the missing/zero/None value twice, so it must be a plain
+value (a name, an attribute, a literal-keyed subscript); a value that comes from a call
+(`find_customer(id).email`) is first kept in a local (`customer = find_customer(id)`).
+A default is chosen by how the value is used next (0 for arithmetic, "" for string
+methods and formatting, [] for iteration, {} for further keys; None otherwise), following
+an assigned name to its next use; `.get()` without a usable default is not offered when
+the value is used further on the same line.
+
 Where the failing input can be reconstructed from the code (a parameter that lacks the
 key, is empty, is zero or is None), a fix also carries a `RegressionCall` from which
 `regression_test_file` writes a test that fails before the fix and passes after it.
@@ -438,6 +446,15 @@ def _default_for(code: _Code, node: cst.CSTNode) -> str | None:
 
 def _usage_default(code: _Code, node: cst.CSTNode) -> str | None:
     parent = code.parent(node)
+    if (
+        isinstance(parent, cst.Assign)
+        and parent.value is node
+        and len(parent.targets) == 1
+        and isinstance(parent.targets[0].target, cst.Name)
+    ):
+        # `currency = order["currency"]`: what fits is decided where `currency` is used next.
+        later = _next_use(code, parent, parent.targets[0].target.value)
+        return _usage_default(code, later) if later is not None else None
     if isinstance(parent, cst.BinaryOperation) and isinstance(parent.operator, _ARITHMETIC):
         other = parent.right if parent.left is node else parent.left
         if isinstance(other, (cst.SimpleString, cst.FormattedString, cst.ConcatenatedString)):
@@ -487,6 +504,24 @@ def _usage_default(code: _Code, node: cst.CSTNode) -> str | None:
         if index is not None and isinstance(index, (cst.SimpleString, cst.ConcatenatedString)):
             return "{}"
         return None
+    return None
+
+
+def _next_use(code: _Code, assignment: cst.CSTNode, name: str) -> cst.Name | None:
+    """The first read of `name` after `assignment`, in the same function."""
+    statement = code.statement_of(assignment)
+    function, _, _, _ = code.function_of(assignment)
+    if statement is None or function is None:
+        return None
+    end = code.positions[statement].end
+    for node in code.descendants(function.body, cst.Name):
+        position = code.positions[node].start
+        if (
+            node.value == name
+            and (position.line, position.column) > (end.line, end.column)
+            and code.contexts.get(node) == ExpressionContext.LOAD
+        ):
+            return node
     return None
 
 
@@ -875,9 +910,8 @@ def _wrap(text: str, node: cst.CSTNode) -> str:
     return text if getattr(node, "lpar", None) else f"({text})"
 
 
-def _guard_problem(code: _Code, target: _Target) -> str | None:
-    """Why a guard statement cannot be put before the culprit statement (None when it can)."""
-    node = target.node
+def _placement_problem(code: _Code, node: cst.CSTNode) -> str | None:
+    """Why no statement can be put before the one holding `node` without changing its meaning (None when it can)."""
     statement = code.statement_of(node)
     if statement is None:
         return "the culprit line is not inside a statement"
@@ -893,11 +927,22 @@ def _guard_problem(code: _Code, target: _Target) -> str | None:
             return "the failing expression is in an else branch"
         if isinstance(current, (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp, cst.Lambda)):
             return "the failing value is per item of a comprehension or lambda; a statement guard cannot name it"
+        if isinstance(current, (cst.IfExp, cst.BooleanOperation)):
+            return "the failing expression is evaluated only on one branch of a condition in its statement"
         current = code.parent(current)
+    return None
+
+
+def _guard_problem(code: _Code, target: _Target) -> str | None:
+    """Why a guard statement cannot be put before the culprit statement (None when it can)."""
+    problem = _placement_problem(code, target.node)
+    if problem:
+        return problem
+    statement = code.statement_of(target.node)
     subject = target.subject if target.crash_class != MISSING_KEY else target.node.value
     checked = [subject] + ([target.key] if target.key is not None else [])
     for node in checked:
-        if node is not None and not _is_pure(node) and not _is_len_of_pure(node):
+        if node is not None and not _is_pure(node):
             return f"{code.text(node)} has side effects or is costly; a guard would evaluate it twice"
     for named in code.descendants(statement, cst.NamedExpr):
         if isinstance(named.target, cst.Name) and named.target.value in {_root_name(n) for n in checked if n}:
@@ -906,7 +951,13 @@ def _guard_problem(code: _Code, target: _Target) -> str | None:
 
 
 def _is_len_of_pure(node: cst.CSTNode) -> bool:
-    return isinstance(node, cst.Call) and _dotted(node.func) == "len" and len(node.args) == 1
+    return (
+        isinstance(node, cst.Call)
+        and _dotted(node.func) == "len"
+        and len(node.args) == 1
+        and not node.args[0].star
+        and _is_pure(node.args[0].value)
+    )
 
 
 def _loop_between(code: _Code, statement: cst.CSTNode, function: cst.FunctionDef | None) -> bool:
@@ -1100,7 +1151,78 @@ def _guard_rewrite(code: _Code, target: _Target, mode: str) -> tuple[str, str] |
         effect = f"raises {error}"
     return _insert_guard(
         code, target, body, condition
-    ), f"a guard `if {condition}: {body}` {effect} before line {target.site.line}"
+    ), f"a guard `if {condition}: {body}` {effect} before the statement that failed"
+
+
+_FINDER_PREFIXES = ("get_", "find_", "fetch_", "load_", "lookup_", "read_", "query_", "resolve_", "current_")
+_GENERIC_RESULTS = {"fetchone": "row", "match": "match", "search": "match", "json": "payload", "first": "", "get": ""}
+
+
+def _local_name(code: _Code, subject: cst.CSTNode, function: cst.FunctionDef | None) -> str:
+    """A name for `subject`'s value that says what it is (`find_customer(id)` → `customer`) and is free."""
+    base = ""
+    if _is_len_of_pure(subject) or (isinstance(subject, cst.Call) and _dotted(subject.func) == "len"):
+        base = "count"
+    elif isinstance(subject, cst.Call):
+        callee = _dotted(subject.func).replace("()", "").split(".")
+        last = callee[-1] if callee else ""
+        if last in _GENERIC_RESULTS:
+            base = _GENERIC_RESULTS[last] or (callee[0] if len(callee) > 1 else "")
+        else:
+            base = f"{last}_result"  # a name that does not say what the value is, made to not clash
+            for prefix in _FINDER_PREFIXES:
+                if last.startswith(prefix) and len(last) > len(prefix):
+                    base = last[len(prefix) :]
+                    break
+    elif isinstance(subject, cst.Attribute):
+        base = subject.attr.value
+    base = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", base).lower().strip("_")
+    if not base.isidentifier() or keyword.iskeyword(base) or hasattr(builtins, base):
+        base = "value"
+    if function is not None:
+        taken = {node.value for node in code.descendants(function, cst.Name)}
+    else:
+        taken = {node.value for node, _ in code._ordered if isinstance(node, cst.Name)}
+    name, number = base, 1
+    while name in taken:
+        number += 1
+        name = f"{base}_{number}"
+    return name
+
+
+def _hoist(
+    code: _Code, target: _Target, local: Mapping[str, tuple[str, int | None]]
+) -> tuple[_Code, _Target, str] | None:
+    """The code with the impure subject assigned to a local before its statement, and the crash re-found there.
+
+    `find_customer(customer_id).email` cannot be tested for None without calling
+    find_customer twice; `customer = find_customer(customer_id)` first makes every strategy
+    possible on `customer.email`.
+    """
+    if _placement_problem(code, target.node):
+        return None
+    statement = code.statement_of(target.node)
+    block = code.parent(statement)
+    function, _, _, _ = code.function_of(statement)
+    name = _local_name(code, target.subject, function)
+    assignment = cst.parse_statement(
+        f"{name} = {code.bare(target.subject)}\n", config=code.module.config_for_parsing
+    ).with_changes(leading_lines=statement.leading_lines)
+    replaced = statement.deep_replace(target.subject, cst.Name(name)).with_changes(leading_lines=())
+    body = list(block.body)
+    index = next(i for i, item in enumerate(body) if item is statement)
+    body[index : index + 1] = [assignment, replaced]
+    source = code.module.deep_replace(block, block.with_changes(body=body)).code
+    line = target.site.line + (1 if code.line_of(statement) <= target.site.line else 0)
+    try:
+        hoisted = _Code(source)
+        again = _find_target(hoisted, line, target.crash_class, target.message, local)
+    except Exception:  # noqa: BLE001 — a hoist that does not round-trip is simply not offered
+        return None
+    if again is None or again.subject is None or not _is_pure(again.subject):
+        return None
+    again.message = target.message
+    return hoisted, again, f"{code.bare(target.subject)} is kept in {name} first; "
 
 
 def _timeout_rewrite(code: _Code, target: _Target, seconds: int) -> tuple[str, str] | str:
@@ -1413,6 +1535,17 @@ def plan(
     if found is None:
         return None
     code, target = found
+    site, note = target.site, ""
+    if (
+        target.crash_class in (NONE_VALUE, ZERO_DIVISION)
+        and target.subject is not None
+        and not _is_pure(target.subject)
+        and target.form not in ("store", "unpack")
+    ):
+        local = {**timeout_functions([source]), **(local_timeouts or {})}
+        hoisted = _hoist(code, target, local)
+        if hoisted is not None:
+            code, target, note = hoisted
     fixes: list[Fix] = []
     skipped: dict[str, str] = {}
     for strategy in STRATEGIES[target.crash_class]:
@@ -1433,6 +1566,7 @@ def plan(
             skipped[strategy.name] = result
             continue
         new_source, change = result
+        change = note + change
         try:
             ast.parse(new_source)
         except SyntaxError as exc:  # pragma: no cover - a rewrite bug must not become a patch
@@ -1441,10 +1575,10 @@ def plan(
         regression = _regression_call(code, target, strategy.mode)
         raises = _error_class(code) if strategy.mode == RAISE else ""
         if isinstance(regression, str):
-            fixes.append(Fix(strategy, target.site, new_source, change, None, regression, raises))
+            fixes.append(Fix(strategy, site, new_source, change, None, regression, raises))
         else:
-            fixes.append(Fix(strategy, target.site, new_source, change, regression, "", raises))
-    return Plan(target.site, fixes, skipped)
+            fixes.append(Fix(strategy, site, new_source, change, regression, "", raises))
+    return Plan(site, fixes, skipped)
 
 
 def module_for_path(path: str) -> tuple[str, str] | None:
