@@ -36,6 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DB_NAME = "quench_bench_pipeline"
 CRASH_CLASSES = {"KeyError", "IndexError", "ZeroDivisionError", "AttributeError"}
+# One key for every process: django-q2 signs queued tasks with it.
+SECRET_KEY = "bench-" + uuid.uuid4().hex
 
 
 def _env() -> dict:
@@ -45,7 +47,7 @@ def _env() -> dict:
         {
             "QUENCH_EMBEDDED_DB_NAME": DB_NAME,
             "DJANGO_SETTINGS_MODULE": "config.settings",
-            "SECRET_KEY": "bench-" + uuid.uuid4().hex,
+            "SECRET_KEY": SECRET_KEY,
             "DEBUG": "false",
             "LOG_LEVEL": "WARNING",
             "PYTHONPATH": str(ROOT),
@@ -177,11 +179,11 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=120, help="Seconds to wait for one scenario.")
     args = parser.parse_args()
 
+    os.environ.update(_env())  # before anything reads settings: the bench database, the offline provider
     workdir = Path(tempfile.mkdtemp(prefix="quench-bench-pipeline-"))
     repo = workdir / "shop-repo"
     print("Preparing the bench database and the shop repository...", flush=True)
     token = prepare(repo)
-    os.environ.update(_env())
     import django
 
     django.setup()
