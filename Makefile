@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export DEBUG ?= true
 
-.PHONY: run test lint format stop bench-ingest bench-grouping bench-retrieval migrate clean
+.PHONY: run test lint format stop bench-ingest bench-grouping bench-retrieval bench-pipeline migrate clean
 
 $(STAMP): requirements/base.txt requirements/test.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ bench-ingest: migrate
 
 bench-retrieval: migrate
 	$(PY) bench/retrieval.py
+
+bench-pipeline: migrate
+	$(PY) bench/pipeline.py --rounds 3
 
 bench-grouping: $(STAMP)
 	$(PY) -m pip install --quiet -r requirements/bench.txt
