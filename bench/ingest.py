@@ -32,6 +32,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from common import recreate_database
+
 ROOT = Path(__file__).resolve().parent.parent
 DB_NAME = "quench_bench"
 HOT_FINGERPRINTS = 200
@@ -61,16 +63,7 @@ def _manage(*args: str) -> str:
 
 def prepare_database() -> dict[str, str]:
     """Recreate the bench database, migrate it and create one integration per kind used."""
-    sys.path.insert(0, str(ROOT))
-    from config.database import embedded_server
-
-    server = embedded_server(ROOT)
-    import psycopg
-
-    info = server.get_postmaster_info()
-    with psycopg.connect(host=str(info.socket_dir), user="postgres", dbname="postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+    recreate_database(DB_NAME)
     _manage("migrate", "--no-input")
     tokens = {}
     for kind in ("alertmanager", "generic"):

@@ -33,6 +33,8 @@ import time
 import uuid
 from pathlib import Path
 
+from common import recreate_database
+
 ROOT = Path(__file__).resolve().parent.parent
 DB_NAME = "quench_bench_pipeline"
 CRASH_CLASSES = {"KeyError", "IndexError", "ZeroDivisionError", "AttributeError"}
@@ -66,16 +68,7 @@ def _manage(*args: str) -> str:
 
 def prepare(repo: Path) -> str:
     """Recreate the bench database, migrate, register the shop at `repo`; the generic integration's token."""
-    sys.path.insert(0, str(ROOT))
-    from config.database import embedded_server
-
-    server = embedded_server(ROOT)
-    import psycopg
-
-    info = server.get_postmaster_info()
-    with psycopg.connect(host=str(info.socket_dir), user="postgres", dbname="postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+    recreate_database(DB_NAME)
     _manage("migrate", "--no-input")
     _manage("setup_demo_service", "--target", str(repo))
     return _manage("create_integration", "bench-generic", "--kind", "generic").strip().splitlines()[-1]
