@@ -5,8 +5,10 @@ by examples/trigger.py (real tracebacks), ingested through the API, diagnosed by
 offline analyzer and fixed in the real sandbox (git worktree + the shop's pytest suite).
 """
 
+import json
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -210,3 +212,38 @@ def test_the_real_queue_carries_a_crash_to_a_tested_fix(post_json, make_integrat
     assert approval.status == ApprovalStatus.PENDING and approval.fix_attempt.status == FixAttemptStatus.PASSED
     assert Incident.objects.get(pk=incident_id).status == IncidentStatus.AWAITING_APPROVAL
     assert Diagnosis.objects.filter(incident_id=incident_id).count() == 1
+
+
+def test_an_exhausted_anthropic_quota_falls_back_to_the_offline_analyzer(shop, crash):
+    """The real SDK gets the recorded "credit balance too low" answer; the diagnosis still ends in a tested fix."""
+    import anthropic
+    import httpx2
+
+    from remediation.llm.anthropic import AnthropicProvider
+
+    billing = json.loads(
+        (Path(settings.BASE_DIR) / "tests/fixtures/anthropic/error_400_credit_balance.json").read_text()
+    )
+    requests = []
+
+    def api(request):
+        requests.append(request)
+        return httpx2.Response(400, json=billing)
+
+    client = anthropic.Anthropic(
+        api_key="test-key", max_retries=0, http_client=httpx2.Client(transport=httpx2.MockTransport(api))
+    )
+    provider = AnthropicProvider(client=client, sleep=lambda seconds: None)
+    incident = crash("search-no-results")
+    diagnosis = Diagnosis.objects.get(incident=incident)
+
+    assert drive(diagnosis.pk, provider=provider) == "proposed"
+
+    diagnosis.refresh_from_db()
+    assert diagnosis.provider == "offline"
+    refused = diagnosis.decision_chain[0]
+    assert refused["provider"] == "anthropic" and refused["step"] == "diagnose"
+    assert "credit" in refused["error"].lower()
+    assert "test-key" not in json.dumps(diagnosis.decision_chain)
+    assert len(requests) >= 1  # one per step: a quota refusal is never retried
+    assert ApprovalRequest.objects.get(incident=incident).status == ApprovalStatus.PENDING
