@@ -72,7 +72,9 @@ def request_diagnosis(incident_id: int, *, trigger: str, actor: str = "quench") 
     """
     now = timezone.now()
     with transaction.atomic():
-        incident = Incident.objects.select_for_update().get(pk=incident_id)
+        incident = Incident.objects.select_for_update().filter(pk=incident_id).first()
+        if incident is None:  # deleted since the wake-up was written
+            return None, False
         # The incident's row lock serializes requests; the partial unique index is the backstop.
         in_flight = incident.diagnoses.filter(status__in=DIAGNOSIS_IN_FLIGHT).first()
         if in_flight is not None:
@@ -112,7 +114,7 @@ def reanalyze(incident_id: int, *, actor: str) -> tuple[Diagnosis, bool]:
     """An engineer asks for a fresh diagnosis (deduplicated for a few minutes); raises DiagnosisRefused."""
     diagnosis, created = request_diagnosis(incident_id, trigger=REANALYZE, actor=actor)
     if diagnosis is None:
-        status = Incident.objects.values_list("status", flat=True).get(pk=incident_id)
+        status = Incident.objects.values_list("status", flat=True).filter(pk=incident_id).first() or "gone"
         raise DiagnosisRefused(
             f"Incident #{incident_id} is {status}; it cannot be reanalyzed now.",
             incident_id=incident_id,
