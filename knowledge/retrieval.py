@@ -36,12 +36,16 @@ from knowledge.services import signature_text
 # The constant of reciprocal rank fusion (Cormack et al. 2009): large enough that the
 # first few places of one ranking do not outweigh agreement between the two.
 RRF_K = 60
-# HNSW candidate list size. On the 100,000-entry benchmark (bench/retrieval.py) 100 gives
-# recall@10 of 0.95-0.98 against an exact scan for incident-shaped queries (a title and
-# a traceback: what diagnosis and similar-incident search send), where 40 gives 0.94.
-# Queries of a few typed words sit far from every stored vector and need far more
-# (0.5-0.8 at 100, 0.7-0.9 at 400, at twice the latency); full-text carries those.
+# HNSW candidate list sizes (`hnsw.ef_search`), by the shape of the query. A document (a
+# title and a traceback, an incident signature: what diagnosis and similar-incident search
+# send) lands among its neighbours: on the 100,000-entry benchmark (bench/retrieval.py)
+# 100 gives recall@10 of 0.999 against an exact scan, 40 gives 0.99. A phrase of a few
+# typed words sits far from every stored vector, and its nearest entries are often a
+# small island (the notes that use its words), which a short candidate list misses:
+# 0.92 at 100, 0.96 at 200, 0.98 at 400 (with the index's ef_construction of 400; with
+# pgvector's default of 64, 0.58-0.86 at 100). Each doubling costs about 1.5 ms.
 EF_SEARCH = 100
+EF_SEARCH_PHRASE = 200
 # Each side contributes this many candidates at least (more when k is larger), so that a
 # row ranked modestly by both sides can still win the fusion.
 MIN_CANDIDATES = 30
@@ -52,7 +56,11 @@ MAX_PHRASE_WORDS = 16
 # Full-text ranks every match when a query matches at most this many rows (see _text_ranking).
 TEXT_RANK_BUDGET = 200
 # Iterative scans may visit this many index tuples to fill a filtered result before giving up.
-MAX_SCAN_TUPLES = 20_000
+# On the benchmark, searches filtered to one service of twenty (5% of the rows): 20,000 gives
+# recall@10 of 0.994 against an exact scan of that service's rows at p95 55 ms, 10,000 gives
+# 0.983 at 38 ms, 5,000 0.977 at 31 ms. A rarer service does not get here: the planner reads
+# its rows through the GIN index on `services` and ranks them exactly.
+MAX_SCAN_TUPLES = 10_000
 
 DEFERRED_FIELDS = ("embedding", "search_vector")
 
@@ -145,15 +153,17 @@ def _search_entries(text, k, kinds, services, *, vector: bool, full_text: bool) 
     if services := _clean(services):
         queryset = queryset.filter(services__overlap=services)
     query_vector = provider.embed_one(text) if vector else None
-    return _hybrid(queryset, text if full_text else "", query_vector, k, to_hit=_entry_hit)
+    document = len(text.split()) > MAX_PHRASE_WORDS
+    return _hybrid(queryset, text if full_text else "", query_vector, k, to_hit=_entry_hit, document=document)
 
 
 def _hybrid(
     queryset: QuerySet, text: str, vector: Sequence[float] | None, k: int, *, to_hit, document: bool = False
 ) -> list[Hit]:
     limit = max(MIN_CANDIDATES, k * CANDIDATES_PER_RESULT)
+    ef_search = EF_SEARCH if document else EF_SEARCH_PHRASE
     with transaction.atomic():
-        vector_ranking = _vector_ranking(queryset, vector, limit) if vector is not None else []
+        vector_ranking = _vector_ranking(queryset, vector, limit, ef_search) if vector is not None else []
         vector_ids = [row_id for row_id, _ in vector_ranking]
         text_ranking = _text_ranking(queryset, text, limit, vector_ids, document=document) if text.strip() else []
         fused = _fuse(vector_ranking, text_ranking)[:k]
@@ -166,14 +176,16 @@ def _hybrid(
     ]
 
 
-def _vector_ranking(queryset: QuerySet, vector: Sequence[float], limit: int) -> list[tuple[int, float]]:
-    """(id, cosine similarity), nearest first, through the HNSW index."""
+def _vector_ranking(
+    queryset: QuerySet, vector: Sequence[float], limit: int, ef_search: int = EF_SEARCH
+) -> list[tuple[int, float]]:
+    """(id, cosine similarity), nearest first, through the HNSW index with a candidate list of `ef_search`."""
     with connection.cursor() as cursor:
         # set_config(..., true) is SET LOCAL with parameters: the enclosing transaction only.
         cursor.execute(
             "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'relaxed_order', true),"
             " set_config('hnsw.max_scan_tuples', %s, true)",
-            [str(max(EF_SEARCH, limit)), str(MAX_SCAN_TUPLES)],
+            [str(max(ef_search, limit)), str(MAX_SCAN_TUPLES)],
         )
     rows = (
         queryset.filter(embedding__isnull=False)

@@ -34,7 +34,7 @@ def test_the_change_page_shows_rendered_markdown_without_raw_html(admin_client, 
     assert "<script>alert('x')</script>" not in page
     assert "&lt;script&gt;" in page
     assert 'href="javascript:' not in page
-    assert "local · 384 dimensions" in page
+    assert "local-v2 · 384 dimensions" in page
 
 
 def test_rendering_keeps_code_intact_and_escapes_html():

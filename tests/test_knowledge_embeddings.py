@@ -32,7 +32,7 @@ def local():
 
 def test_the_local_provider_is_the_default():
     provider = get_provider()
-    assert provider.name == "local"
+    assert provider.name == "local-v2", "the stored name carries the version of its features"
     assert isinstance(provider, LocalEmbeddingProvider)
     assert isinstance(provider, EmbeddingProvider)
     assert get_provider() is provider, "created once per process"
@@ -93,6 +93,21 @@ def test_similar_incidents_are_nearer_than_unrelated_ones(local):
         ]
     )
     assert cosine(query, same_problem) > cosine(query, unrelated)
+
+
+def test_traceback_scaffolding_carries_no_weight(local):
+    # Every traceback has the header and the `File "...", line N, in` lines; only the module
+    # paths, functions and the error say anything about the problem.
+    traceback, reduced = local.embed(
+        [
+            "Traceback (most recent call last):\n"
+            '  File "/usr/local/lib/python3.12/site-packages/django/core/handlers/base.py", line 197, in _get_response\n'
+            '  File "/app/orders/services.py", line 42, in create_order\n'
+            "KeyError: 'currency'",
+            "django/core/handlers/base _get_response\n/app/orders/services create_order\nKeyError: 'currency'",
+        ]
+    )
+    assert np.allclose(traceback, reduced)
 
 
 def test_repeated_terms_count_sublinearly(local):

@@ -131,4 +131,18 @@ def test_a_full_reembed_rebuilds_every_row():
     make_entries(3)
     make_signature()
     out, _ = run_reembed()
-    assert "Re-embedded 3 knowledge entries and 1 incident signatures with 'local'." in out
+    assert "Re-embedded 3 knowledge entries and 1 incident signatures with 'local-v2'." in out
+
+
+def test_vectors_of_an_older_local_version_are_stale_until_reembedded():
+    # "local" is what version 1 of the local provider stored; its features differ from today's.
+    make_entries(2)
+    make_signature()
+    KnowledgeEntry.objects.update(embedding_provider="local")
+    IncidentSignature.objects.update(embedding_provider="local")
+    assert nearest("connection exhaustion") == []
+
+    out, _ = run_reembed("--only-stale")
+
+    assert "Re-embedded 2 knowledge entries and 1 incident signatures with 'local-v2'." in out
+    assert len(nearest("connection exhaustion")) == 2

@@ -103,7 +103,7 @@ def test_embedding_a_signature_is_idempotent(post_json, token):
     again = IncidentSignature.objects.get()
     assert again.pk == first.pk
     assert again.updated_at == first.updated_at, "an unchanged signature is not rewritten"
-    assert again.embedding_provider == "local"
+    assert again.embedding_provider == "local-v2"
     assert len(again.embedding) == 384
     assert again.text == signature_text(incident, incident.events.get())
 

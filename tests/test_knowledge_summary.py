@@ -56,7 +56,7 @@ def test_the_summary_says_what_fired_and_how_it_ended(resolved_incident, setting
     assert "alice: Failed over to the US endpoint" in body
     assert f"({settings.SITE_URL}/admin/incidents/incident/{resolved_incident.pk}/change/)" in body
     assert "(https://sentry.example/issues/42/)" in body
-    assert entry.embedding_provider == "local"
+    assert entry.embedding_provider == "local-v2"
 
 
 def test_a_redelivered_summary_task_writes_no_second_entry(resolved_incident):
