@@ -19,6 +19,7 @@ migrate: $(STAMP)
 	$(PY) manage.py migrate --no-input
 
 run: migrate
+	$(PY) manage.py reembed --only-stale
 	$(PY) manage.py ensure_admin
 	$(PY) manage.py seed_demo
 	$(PY) manage.py import_knowledge knowledge/runbooks
