@@ -63,7 +63,9 @@ class Command(BaseCommand):
 
         service = Service.objects.filter(name="shop").exclude(repository="").first()
         if service is None:
-            self.stdout.write("No `shop` service with a repository: run `manage.py setup_demo_service` for the crashes.")
+            self.stdout.write(
+                "No `shop` service with a repository: run `manage.py setup_demo_service` for the crashes."
+            )
             return
         trigger = settings.BASE_DIR / "examples" / "trigger.py"
         command = [sys.executable, str(trigger), "--url", url, "--service-root", service.repository]
