@@ -249,8 +249,21 @@ def _mirror(url: str) -> Path:
         return target
 
 
+def worktree_lock(repo: Path) -> contextlib.AbstractContextManager[None]:
+    """Serialize `git worktree add/remove/prune` on one repository across threads and processes.
+
+    Concurrent adds race on naming git's administrative directory (`.git/worktrees/repo1`:
+    "failed to read ... commondir"), and a prune can drop a worktree another run is adding.
+    The lock is held only for those commands, never while tests run.
+    """
+    # In the git directory (a bare mirror is one), where git keeps the worktrees' records too.
+    git_dir = repo / ".git" if (repo / ".git").is_dir() else repo
+    path = git_dir / "quench-worktrees.lock"
+    return _file_lock(path, wait=LOCAL_TIMEOUT_SECONDS, what=f"the worktrees of {repo}", verb="changing")
+
+
 @contextlib.contextmanager
-def _file_lock(path: Path, *, wait: float, what: str) -> Iterator[None]:
+def _file_lock(path: Path, *, wait: float, what: str, verb: str = "updating the mirror of") -> Iterator[None]:
     """An exclusive lock between processes (flock), waiting at most `wait` seconds for it."""
     deadline = time.monotonic() + wait
     with open(path, "a+") as handle:
@@ -260,9 +273,7 @@ def _file_lock(path: Path, *, wait: float, what: str) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise RepositoryError(
-                        f"Timed out waiting for another process updating the mirror of {what}."
-                    ) from None
+                    raise RepositoryError(f"Timed out waiting for another process {verb} {what}.") from None
                 time.sleep(0.2)
         try:
             yield

@@ -47,6 +47,7 @@ from remediation.repositories import (
     git,
     local_repository,
     resolve_commit,
+    worktree_lock,
 )
 
 logger = logging.getLogger("remediation.sandbox")
@@ -353,7 +354,8 @@ def _run(repository: str, branch: str, diff: str, argv: list[str], limits: _Limi
         try:
             # No hooks: a post-checkout hook of the repository has no business in a sandbox.
             checkout = ["worktree", "add", "--detach", "--quiet", str(worktree), base_commit]
-            git(["-c", "core.hooksPath=/dev/null", *checkout], cwd=repo)
+            with worktree_lock(repo):
+                git(["-c", "core.hooksPath=/dev/null", *checkout], cwd=repo)
             added = True
         except RepositoryError as exc:
             result.message = f"Could not check out {base_commit[:12]}: {exc}"
@@ -664,22 +666,26 @@ class _BoundedOutput:
 
 def _remove_sandbox(repo: Path, sandbox: Path, worktree: Path, added: bool) -> None:
     """Remove the worktree (and git's record of it) and the temporary directory; never raises."""
-    if added:
-        try:
-            git(["worktree", "remove", "--force", str(worktree)], cwd=repo)
-        except RepositoryError as exc:
-            logger.warning("Could not remove the sandbox worktree %s: %s", worktree, exc)
-    if sys.version_info >= (3, 12):
-        shutil.rmtree(sandbox, onexc=_make_writable_and_retry)
-    else:
-        shutil.rmtree(sandbox, onerror=_make_writable_and_retry)
     try:
-        # A record whose directory is gone (the remove above failed, or an add was cut
-        # short) is dropped; other runs' worktrees, existing or still being created (git
-        # locks those while it creates them), stay.
-        git(["worktree", "prune"], cwd=repo)
-    except RepositoryError as exc:
-        logger.warning("Could not prune sandbox worktrees of %s: %s", display_url(str(repo)), exc)
+        with worktree_lock(repo):
+            if added:
+                try:
+                    git(["worktree", "remove", "--force", str(worktree)], cwd=repo)
+                except RepositoryError as exc:
+                    logger.warning("Could not remove the sandbox worktree %s: %s", worktree, exc)
+            if sys.version_info >= (3, 12):
+                shutil.rmtree(sandbox, onexc=_make_writable_and_retry)
+            else:
+                shutil.rmtree(sandbox, onerror=_make_writable_and_retry)
+            try:
+                # A record whose directory is gone (the remove above failed, or an add was cut
+                # short) is dropped; other runs' worktrees stay (adds hold the same lock).
+                git(["worktree", "prune"], cwd=repo)
+            except RepositoryError as exc:
+                logger.warning("Could not prune sandbox worktrees of %s: %s", display_url(str(repo)), exc)
+    except RepositoryError as exc:  # the lock itself timed out
+        logger.warning("Could not clean up the sandbox %s: %s", sandbox, exc)
+        shutil.rmtree(sandbox, ignore_errors=True)
 
 
 def _make_writable_and_retry(_function, path, _error) -> None:
