@@ -1,0 +1,36 @@
+"""The demo's management commands: set up the shop service (idempotent) and report what Quench did."""
+
+import subprocess
+from io import StringIO
+
+from django.core.management import call_command
+
+from remediation.models import Playbook, Service
+from tests.demo_service import drive
+
+
+def test_setup_demo_service_makes_a_repository_and_registers_it_once(db, tmp_path):
+    target = tmp_path / "shop-repo"
+    call_command("setup_demo_service", target=str(target), stdout=StringIO())
+    call_command("setup_demo_service", target=str(target), stdout=StringIO())
+
+    log = subprocess.run(["git", "-C", str(target), "log", "--oneline", "main"], capture_output=True, text=True)
+    assert len(log.stdout.splitlines()) == 1
+    status = subprocess.run(["git", "-C", str(target), "status", "--porcelain"], capture_output=True, text=True)
+    assert status.stdout == ""
+    service = Service.objects.get()
+    assert (service.name, service.repository, service.default_branch) == ("shop", str(target), "main")
+    service.full_clean()
+    assert Playbook.objects.count() == 1
+    Playbook.objects.get().full_clean()
+
+
+def test_remediation_status_reports_each_open_incident(shop, crash):
+    incident = crash("search-no-results")
+    drive(incident.diagnoses.get().pk)
+    out = StringIO()
+    call_command("remediation_status", service="shop", stdout=out)
+    report = out.getvalue()
+    assert f"#{incident.pk} [awaiting_approval] IndexError" in report
+    assert "fix attempt 1: passed with a regression test" in report
+    assert "code fix awaiting approval" in report
