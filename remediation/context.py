@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import posixpath
-import subprocess
 from dataclasses import dataclass
 
 from incidents.models import Event, Incident
 from remediation.llm.base import DiagnosisContext, SourceFile
 from remediation.models import Service
 from remediation.playbooks import candidate_playbooks
+from remediation.repositories import RepositoryError, git, local_repository, resolve_commit
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,6 @@ KNOWLEDGE_HITS = 5
 KNOWLEDGE_EXCERPT_CHARS = 800
 SOURCE_FILES = 3  # files of the innermost in-repository frames
 MAX_SOURCE_FILE_BYTES = 200_000
-GIT_TIMEOUT_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -38,10 +37,11 @@ class RepositorySnapshot:
     files: frozenset[str]
 
     def read(self, relative_path: str) -> str | None:
-        result = _git(self.path, "show", f"{self.commit}:{relative_path}")
-        if result is None or len(result) > MAX_SOURCE_FILE_BYTES:
+        try:
+            result = git(["show", f"{self.commit}:{relative_path}"], cwd=self.path)
+        except RepositoryError:
             return None
-        return result
+        return None if len(result) > MAX_SOURCE_FILE_BYTES else result
 
     def find(self, filename: str) -> str | None:
         """The repository file a traceback's filename points at: the longest matching path suffix."""
@@ -55,35 +55,16 @@ class RepositorySnapshot:
         return None
 
 
-def _git(repository: str, *args: str) -> str | None:
-    try:
-        completed = subprocess.run(
-            ["git", "-C", repository, *args],
-            capture_output=True,
-            text=True,
-            timeout=GIT_TIMEOUT_SECONDS,
-            env={"GIT_TERMINAL_PROMPT": "0", "PATH": "/usr/local/bin:/usr/bin:/bin"},
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return completed.stdout if completed.returncode == 0 else None
-
-
 def repository_snapshot(service: Service | None) -> RepositorySnapshot | None:
     """The service's repository at the tip of its default branch, or None when there is none to read."""
     if service is None or not service.repository:
         return None
-    from remediation.repositories import RepositoryError, local_repository, resolve_commit
-
     try:
         path = str(local_repository(service.repository))
         commit = resolve_commit(path, service.default_branch)
+        listing = git(["ls-tree", "-r", "--name-only", commit], cwd=path)
     except RepositoryError as exc:
         logger.warning("service repository unavailable", extra={"service": service.name, "error": str(exc)})
-        return None
-    listing = _git(path, "ls-tree", "-r", "--name-only", commit)
-    if listing is None:
         return None
     return RepositorySnapshot(path=path, commit=commit, files=frozenset(listing.splitlines()))
 

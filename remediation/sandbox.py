@@ -159,11 +159,11 @@ def patch_problems(diff: str) -> list[str]:
     for file in files:
         named = set()  # a rename's target is also in its "diff --git" line: say it once
         for kind, path in file.extended:
-            if problem := _path_problem(path):
+            if problem := path_problem(path):
                 problems.append(f'{kind.capitalize()} "{path}": {problem}.')
                 named.add(path)
         for path in file.diff_paths + file.header_paths:
-            if path not in named and (problem := _path_problem(path)):
+            if path not in named and (problem := path_problem(path)):
                 problems.append(f'"{path}": {problem}.')
         for mode in file.modes:
             if mode in _REFUSED_MODES:
@@ -256,7 +256,8 @@ def _strip_prefix(path: str) -> str:
     return path[2:] if path.startswith(("a/", "b/")) else path
 
 
-def _path_problem(path: str) -> str | None:
+def path_problem(path: str) -> str | None:
+    """Why a repository-relative path in a patch is unsafe (None when it is fine)."""
     if not path:
         return "an empty path"
     if any(ord(char) < 32 or ord(char) == 127 for char in path):

@@ -54,6 +54,7 @@ from remediation.llm.base import (
     QuotaExhausted,
     Usage,
 )
+from remediation.sandbox import path_problem
 
 logger = logging.getLogger(__name__)
 
@@ -543,16 +544,14 @@ def safe_repository_path(raw: object) -> str:
         raise LLMError(f"{prompts.PATCH_TOOL}: a file path is missing.", retryable=False)
     path = raw.strip()
     shown = path[:200]
-    if "\\" in path or "\x00" in path:
+    # The sandbox's rule for every patch path, then what is stricter for a model's edits:
+    # POSIX separators only, and no .git* files (.github, .gitignore) either.
+    if problem := path_problem(path):
+        raise LLMError(f"Refused patch path {shown!r}: {problem}.", retryable=False)
+    if "\\" in path:
         raise LLMError(f"Refused patch path {shown!r}: use POSIX separators.", retryable=False)
-    if path.startswith(("/", "~")) or re.match(r"^[A-Za-z]:", path):
-        raise LLMError(
-            f"Refused patch path {shown!r}: it is absolute; give it relative to the repository.", retryable=False
-        )
     parts = [part for part in path.split("/") if part not in ("", ".")]
-    if ".." in parts:
-        raise LLMError(f"Refused patch path {shown!r}: '..' could leave the repository.", retryable=False)
-    if not parts or parts[0].startswith(".git") or ".git" in parts:
+    if not parts or parts[0].startswith(".git"):
         raise LLMError(f"Refused patch path {shown!r}: .git and .git* files are not patched.", retryable=False)
     return "/".join(parts)
 
