@@ -94,9 +94,7 @@ def request_diagnosis(incident_id: int, *, trigger: str, actor: str = "quench") 
                 diagnosis = Diagnosis.objects.create(incident=incident, trigger=trigger[:20], requested_by=actor)
         except IntegrityError:
             return incident.diagnoses.filter(status__in=DIAGNOSIS_IN_FLIGHT).first(), False
-        superseded = ApprovalRequest.objects.filter(incident=incident, status=ApprovalStatus.PENDING).update(
-            status=ApprovalStatus.SUPERSEDED, decided_at=now, decided_by=actor
-        )
+        superseded = _supersede_pending_approvals(incident, now=now, actor=actor)
         message = f"Diagnosis #{diagnosis.pk} requested ({trigger})"
         if superseded:
             message += "; the pending proposal is superseded"
@@ -108,6 +106,13 @@ def request_diagnosis(incident_id: int, *, trigger: str, actor: str = "quench") 
         diagnosis_id = diagnosis.pk
         transaction.on_commit(lambda: _enqueue_diagnosis(diagnosis_id), robust=True)
     return diagnosis, True
+
+
+def _supersede_pending_approvals(incident: Incident, *, now, actor: str) -> int:
+    """A newer diagnosis or proposal replaces the incident's pending one (callers hold its row lock)."""
+    return ApprovalRequest.objects.filter(incident=incident, status=ApprovalStatus.PENDING).update(
+        status=ApprovalStatus.SUPERSEDED, decided_at=now, decided_by=actor
+    )
 
 
 def reanalyze(incident_id: int, *, actor: str) -> tuple[Diagnosis, bool]:
@@ -445,7 +450,7 @@ def run_fix_attempt(diagnosis_id: int, number: int, *, provider: LLMProvider | N
     if attempt.status == FixAttemptStatus.PASSED:
         request_approval(diagnosis.pk, fix_attempt_id=attempt.pk)
         return "proposed"
-    _critique(diagnosis, attempt, provider)
+    _critique(diagnosis, attempt, provider, context)
     return _after_failure(diagnosis, attempt, maximum)
 
 
@@ -460,11 +465,11 @@ def _record_attempt(diagnosis: Diagnosis, attempt: FixAttempt, message: str) -> 
         )
 
 
-def _critique(diagnosis: Diagnosis, attempt: FixAttempt, provider: LLMProvider) -> None:
+def _critique(diagnosis: Diagnosis, attempt: FixAttempt, provider: LLMProvider, context) -> None:
+    """The critic's verdict on a failed attempt, given the context the patch was written from."""
     if attempt.critic_what_failed:
         return
     try:
-        context, _ = build_context(diagnosis.incident)
         feedback, _used = _ask(
             provider,
             "critique",
@@ -569,9 +574,7 @@ def request_approval(
             risk_level = risk_level or diagnosis.risk_level or RiskLevel.MEDIUM
         else:
             kind = ProposalKind.PLAYBOOK
-        ApprovalRequest.objects.filter(incident=incident, status=ApprovalStatus.PENDING).update(
-            status=ApprovalStatus.SUPERSEDED, decided_at=now, decided_by="quench"
-        )
+        _supersede_pending_approvals(incident, now=now, actor="quench")
         approval = ApprovalRequest.objects.create(
             incident=incident,
             diagnosis=diagnosis,
@@ -591,10 +594,11 @@ def request_approval(
             now=now,
         )
         incident.save(update_fields=["status", "updated_at"])
-        diagnosis.status = DiagnosisStatus.SUCCEEDED
-        diagnosis.outcome = f"{approval.get_kind_display().lower()} awaiting approval (#{approval.pk})"
-        diagnosis.finished_at = now
-        diagnosis.save(update_fields=["status", "outcome", "finished_at", "updated_at"])
+        _finish(
+            diagnosis,
+            DiagnosisStatus.SUCCEEDED,
+            outcome=f"{approval.get_kind_display().lower()} awaiting approval (#{approval.pk})",
+        )
     logger.info("remediation proposed", extra={"incident_id": incident.pk, "approval_id": approval.pk})
     return approval
 
