@@ -6,22 +6,13 @@ import re
 import pytest
 
 from incidents.models import Incident, Integration, hash_token
-from tests.browser import CHROMIUM
+from tests.browser import CHROMIUM, ingest_over_http, screenshot_dir
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed"),
 ]
-
-
-def _ingest(live_server, token, body):
-    import httpx
-
-    response = httpx.post(
-        f"{live_server.url}/api/v1/ingest/events", json=body, headers={"Authorization": f"Bearer {token}"}
-    )
-    assert response.status_code == 202, response.text
 
 
 def test_an_engineer_sees_the_incident_its_fingerprint_and_resolves_it(logged_in, live_server, make_integration):
@@ -35,8 +26,8 @@ def test_an_engineer_sees_the_incident_its_fingerprint_and_resolves_it(logged_in
         "in charge_order\n    currency = payload['currency']\nKeyError: 'currency'",
         "severity": "critical",
     }
-    _ingest(live_server, token, crash)
-    _ingest(live_server, token, crash)
+    ingest_over_http(live_server, token, crash)
+    ingest_over_http(live_server, token, crash)
     incident = Incident.objects.get()
     earlier = {
         **crash,
@@ -44,7 +35,7 @@ def test_an_engineer_sees_the_incident_its_fingerprint_and_resolves_it(logged_in
         "traceback": 'Traceback (most recent call last):\n  File "/srv/shop/payments/service.py", line 160, '
         "in refund_order\n    amount = payload['amount']\nKeyError: 'amount'",
     }
-    _ingest(live_server, token, earlier)
+    ingest_over_http(live_server, token, earlier)
     past = Incident.objects.exclude(pk=incident.pk).get()
     from knowledge.tasks import embed_incident
 
@@ -76,7 +67,7 @@ def test_an_engineer_sees_the_incident_its_fingerprint_and_resolves_it(logged_in
     assert "Resolved 1 incident" in page.locator(".messagelist").inner_text()
     incident.refresh_from_db()
     assert incident.status == "resolved"
-    page.screenshot(path=str(live_server_screenshot_dir() / "admin-incidents.png"))
+    page.screenshot(path=str(screenshot_dir() / "admin-incidents.png"))
 
 
 def test_a_new_integration_shows_its_token_once(logged_in, live_server):
@@ -94,11 +85,3 @@ def test_a_new_integration_shows_its_token_once(logged_in, live_server):
 
     page.goto(f"{live_server.url}/admin/incidents/integration/{integration.pk}/change/")
     assert token not in page.content()
-
-
-def live_server_screenshot_dir():
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "var" / "screenshots"
-    path.mkdir(parents=True, exist_ok=True)
-    return path

@@ -10,9 +10,8 @@ from incidents.models import Incident, IncidentWakeup
 from incidents.tasks import handle_wakeup
 from remediation.management.commands.setup_demo_service import create_repository
 from remediation.models import Diagnosis, Service
-from tests.browser import CHROMIUM
+from tests.browser import CHROMIUM, ingest_over_http, screenshot_dir
 from tests.demo_service import drive, scenario_payload
-from tests.test_admin_browser import _ingest, live_server_screenshot_dir
 
 pytestmark = [
     pytest.mark.browser,
@@ -26,7 +25,9 @@ def test_an_engineer_reads_the_diagnosis_and_the_tested_patch(logged_in, live_se
     repo = tmp_path / "shop-repo"
     create_repository(Path(settings.BASE_DIR) / "examples" / "shop", repo)
     Service.objects.create(name="shop", repository=str(repo), test_command="python -m pytest -q -p no:cacheprovider")
-    _ingest(live_server, make_integration("generic").raw_token, scenario_payload("payment-missing-currency", repo))
+    ingest_over_http(
+        live_server, make_integration("generic").raw_token, scenario_payload("payment-missing-currency", repo)
+    )
     incident = Incident.objects.get()
     handle_wakeup(IncidentWakeup.objects.get(incident=incident).pk)
     assert drive(Diagnosis.objects.get().pk) == "proposed"
@@ -47,7 +48,7 @@ def test_an_engineer_reads_the_diagnosis_and_the_tested_patch(logged_in, live_se
     assert "WHAT FAILED" in first.locator("pre.critic").inner_text()
     assert "Awaiting approval" in page.locator("div.form-row.field-status").inner_text()
     assert "Code fix — Pending" in page.locator("#approval-summary").inner_text()
-    page.screenshot(path=str(live_server_screenshot_dir() / "admin-diagnosis.png"), full_page=True)
+    page.screenshot(path=str(screenshot_dir() / "admin-diagnosis.png"), full_page=True)
 
     page.click("#reanalyze-button")
     page.wait_for_selector(".messagelist")
