@@ -32,7 +32,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from common import recreate_database
+from common import manage, recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
 DB_NAME = "quench_bench"
@@ -55,19 +55,13 @@ def _env() -> dict:
     return env
 
 
-def _manage(*args: str) -> str:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=_env(), check=True, capture_output=True, text=True
-    ).stdout
-
-
 def prepare_database() -> dict[str, str]:
     """Recreate the bench database, migrate it and create one integration per kind used."""
     recreate_database(DB_NAME)
-    _manage("migrate", "--no-input")
+    manage(_env(), "migrate", "--no-input")
     tokens = {}
     for kind in ("alertmanager", "generic"):
-        out = _manage("create_integration", f"bench-{kind}", "--kind", kind)
+        out = manage(_env(), "create_integration", f"bench-{kind}", "--kind", kind)
         tokens[kind] = out.strip().splitlines()[-1]
     return tokens
 

@@ -33,7 +33,7 @@ import time
 import uuid
 from pathlib import Path
 
-from common import recreate_database
+from common import manage, recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
 DB_NAME = "quench_bench_pipeline"
@@ -60,18 +60,12 @@ def _env() -> dict:
     return env
 
 
-def _manage(*args: str) -> str:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=_env(), check=True, capture_output=True, text=True
-    ).stdout
-
-
 def prepare(repo: Path) -> str:
     """Recreate the bench database, migrate, register the shop at `repo`; the generic integration's token."""
     recreate_database(DB_NAME)
-    _manage("migrate", "--no-input")
-    _manage("setup_demo_service", "--target", str(repo))
-    return _manage("create_integration", "bench-generic", "--kind", "generic").strip().splitlines()[-1]
+    manage(_env(), "migrate", "--no-input")
+    manage(_env(), "setup_demo_service", "--target", str(repo))
+    return manage(_env(), "create_integration", "bench-generic", "--kind", "generic").strip().splitlines()[-1]
 
 
 def _free_port() -> int:
