@@ -34,3 +34,21 @@ def test_remediation_status_reports_each_open_incident(shop, crash):
     assert f"#{incident.pk} [awaiting_approval] IndexError" in report
     assert "fix attempt 1: passed with a regression test" in report
     assert "code fix awaiting approval" in report
+
+
+def test_a_service_record_with_bad_fields_says_which_and_why(db):
+    import pytest
+    from django.core.exceptions import ValidationError
+
+    bad = {
+        "test_command": ("pytest 'unclosed", "Cannot be split"),
+        "repository": ("relative/path", "absolute local path or a clone URL"),
+        "owners": ("alice", "list of names"),
+        "default_branch": ("-rf", "Not a valid branch name"),
+    }
+    for field, (value, message) in bad.items():
+        service = Service(name=f"svc-{field}", **{field: value})
+        with pytest.raises(ValidationError) as caught:
+            service.full_clean()
+        assert message in " ".join(caught.value.message_dict[field])
+    Service(name="ok", repository="/srv/shop", test_command="python -m pytest -q").full_clean()
