@@ -56,3 +56,9 @@ class PlaybookStepType(models.TextChoices):
     TASK = "task", "Named task"
     WAIT = "wait", "Wait"
     CHECK = "check", "Check (HTTP status/body)"
+
+
+class TypeCheckMode(models.TextChoices):
+    AUTO = "auto", "When the changed code has type hints"
+    ON = "on", "Always"
+    OFF = "off", "Never"

@@ -18,7 +18,13 @@ from remediation.choices import (
     ProposalKind,
     RecommendedAction,
     RiskLevel,
+    TypeCheckMode,
 )
+
+# mypy (pinned in requirements/base.txt) as the Python running Quench has it: imports the
+# sandbox cannot resolve are not errors, and imported modules are checked but not reported,
+# so only the changed files' own errors count.
+DEFAULT_TYPE_CHECK_COMMAND = "python -m mypy --ignore-missing-imports --follow-imports=silent --no-error-summary"
 
 
 class Service(models.Model):
@@ -36,6 +42,24 @@ class Service(models.Model):
         max_length=500,
         default="python -m pytest -q",
         help_text="Run in the repository root without a shell; split like a POSIX shell would.",
+    )
+    type_check = models.CharField(
+        max_length=10,
+        choices=TypeCheckMode.choices,
+        default=TypeCheckMode.AUTO,
+        help_text=(
+            "Whether a fix must also pass the type checker on the files it changes (only new errors count). "
+            "Auto: when the repository configures a type checker or the changed files have type hints."
+        ),
+    )
+    type_check_command = models.CharField(
+        max_length=500,
+        blank=True,
+        default=DEFAULT_TYPE_CHECK_COMMAND,
+        help_text=(
+            "The type checker (mypy or pyright), run in the repository root without a shell; the changed "
+            "files are appended. Empty: no type check."
+        ),
     )
     health_check_url = models.URLField(max_length=1000, blank=True)
     owners = models.JSONField(default=list, blank=True, help_text='People or teams, e.g. ["alice@example.com"].')
@@ -56,6 +80,10 @@ class Service(models.Model):
             raise ValidationError({"test_command": f"Cannot be split into arguments: {exc}."}) from None
         if not argv:
             raise ValidationError({"test_command": "Give the command that runs the service's tests."})
+        try:
+            shlex.split(self.type_check_command)
+        except ValueError as exc:
+            raise ValidationError({"type_check_command": f"Cannot be split into arguments: {exc}."}) from None
         if not isinstance(self.owners, list) or not all(isinstance(owner, str) for owner in self.owners):
             raise ValidationError({"owners": 'Must be a list of names, e.g. ["alice@example.com"].'})
         repository = self.repository.strip()
@@ -67,6 +95,13 @@ class Service(models.Model):
     @property
     def test_argv(self) -> list[str]:
         return shlex.split(self.test_command)
+
+    @property
+    def type_check_argv(self) -> list[str]:
+        """The type checker's command, or [] when fixes are not type-checked."""
+        if self.type_check == TypeCheckMode.OFF:
+            return []
+        return shlex.split(self.type_check_command)
 
 
 class Playbook(_Matchers):
