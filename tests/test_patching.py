@@ -6,15 +6,15 @@ import textwrap
 
 import pytest
 
-from remediation import patching
+from remediation.llm.offline import replay, rewrites, sites
 
 
 def _source(text: str) -> str:
     return textwrap.dedent(text).lstrip("\n")
 
 
-def _plan(source: str, line: int, exception_type: str, exception_value: str = "", **kwargs) -> patching.Plan:
-    found = patching.plan(source, line, exception_type, exception_value, **kwargs)
+def _plan(source: str, line: int, exception_type: str, exception_value: str = "", **kwargs) -> rewrites.Plan:
+    found = rewrites.plan(source, line, exception_type, exception_value, **kwargs)
     assert found is not None, "no crash site found"
     return found
 
@@ -246,7 +246,7 @@ def test_zero_division_finds_the_operation_that_can_be_zero(line, message, repla
 
 
 def test_division_by_a_nonzero_literal_is_not_the_culprit():
-    assert patching.plan("def half(a):\n    return a / 2\n", 2, "ZeroDivisionError", "division by zero") is None
+    assert rewrites.plan("def half(a):\n    return a / 2\n", 2, "ZeroDivisionError", "division by zero") is None
 
 
 # --- None --------------------------------------------------------------------------------
@@ -384,7 +384,7 @@ def test_a_call_that_already_has_a_timeout_gets_no_patch():
 
 
 def test_timeout_functions_reads_parameters_of_local_definitions():
-    found = patching.timeout_functions(
+    found = sites.timeout_functions(
         [
             "def fetch(url, timeout=None):\n    pass\n",
             "class Client:\n    def query(self, sql, *, statement_timeout=5):\n        pass\n",
@@ -409,7 +409,7 @@ def test_timeout_functions_reads_parameters_of_local_definitions():
     ],
 )
 def test_no_matching_construct_gives_no_plan(source, line, exception_type, exception_value):
-    assert patching.plan(source, line, exception_type, exception_value) is None
+    assert rewrites.plan(source, line, exception_type, exception_value) is None
 
 
 def test_formatting_elsewhere_is_preserved_byte_for_byte():
@@ -435,14 +435,14 @@ def test_formatting_elsewhere_is_preserved_byte_for_byte():
 
 
 def test_crash_class_mapping():
-    assert patching.crash_class("KeyError", "'x'") == patching.MISSING_KEY
-    assert patching.crash_class("builtins.IndexError") == patching.INDEX_OUT_OF_RANGE
-    assert patching.crash_class("ZeroDivisionError") == patching.ZERO_DIVISION
-    assert patching.crash_class("AttributeError", "'NoneType' object has no attribute 'id'") == patching.NONE_VALUE
-    assert patching.crash_class("AttributeError", "'User' object has no attribute 'id'") is None
-    assert patching.crash_class("socket.timeout", "timed out") == patching.MISSING_TIMEOUT
-    assert patching.crash_class("httpx.ConnectTimeout", "") == patching.MISSING_TIMEOUT
-    assert patching.crash_class("psycopg.errors.QueryCanceled", "canceling statement due to statement timeout") is None
+    assert sites.crash_class("KeyError", "'x'") == sites.MISSING_KEY
+    assert sites.crash_class("builtins.IndexError") == sites.INDEX_OUT_OF_RANGE
+    assert sites.crash_class("ZeroDivisionError") == sites.ZERO_DIVISION
+    assert sites.crash_class("AttributeError", "'NoneType' object has no attribute 'id'") == sites.NONE_VALUE
+    assert sites.crash_class("AttributeError", "'User' object has no attribute 'id'") is None
+    assert sites.crash_class("socket.timeout", "timed out") == sites.MISSING_TIMEOUT
+    assert sites.crash_class("httpx.ConnectTimeout", "") == sites.MISSING_TIMEOUT
+    assert sites.crash_class("psycopg.errors.QueryCanceled", "canceling statement due to statement timeout") is None
 
 
 # --- Regression tests ------------------------------------------------------------------------
@@ -486,7 +486,7 @@ def test_regression_input_through_a_loop_variable():
 
 def test_regression_test_file_imports_the_module_by_its_path():
     fix = _fixes(FIRST, 3, "IndexError", "list index out of range")["index_guard_raise"]
-    path, content = patching.regression_test_file(
+    path, content = replay.regression_test_file(
         fix, "src/accounts/users.py", "IndexError", "list index out of range", test_command="pytest -q tests/unit"
     )
     assert path == "tests/unit/test_quench_regression_first_email.py"
@@ -510,9 +510,9 @@ def test_no_regression_test_and_the_reason():
     local = _fixes("def f():\n    d = {}\n    return d['x']\n", 3, "KeyError", "'x'")["key_guard_raise"]
     assert "does not come from a parameter" in local.no_test_reason
     script = _fixes("def f(d):\n    return d['x']\n\nf({})\n", 2, "KeyError", "'x'")["key_guard_raise"]
-    reason = patching.regression_test_file(script, "job.py", "KeyError", "'x'")
+    reason = replay.regression_test_file(script, "job.py", "KeyError", "'x'")
     assert "runs its own code" in reason
-    assert "not importable" in patching.regression_test_file(
+    assert "not importable" in replay.regression_test_file(
         _fixes(FIRST, 3, "IndexError", "list index out of range")["index_default"],
         "my-service/users.py",
         "IndexError",
@@ -534,7 +534,7 @@ def test_async_functions_are_called_through_asyncio_run():
     source = "async def load(rows):\n    return rows[0]\n"
     fix = _fixes(source, 2, "IndexError", "list index out of range")["index_default"]
     assert fix.regression.call_source("target") == "asyncio.run(target.load(rows=[]))"
-    path, content = patching.regression_test_file(fix, "jobs/load.py", "IndexError", "list index out of range")
+    path, content = replay.regression_test_file(fix, "jobs/load.py", "IndexError", "list index out of range")
     assert path == "tests/test_quench_regression_load.py"
     assert "import asyncio\n" in content
     scope = {}

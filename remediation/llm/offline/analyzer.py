@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from incidents.sources.traceback import parse_python_traceback
-from remediation import patching
 from remediation.diffs import FileChange, unified_diff
 from remediation.explanations import (
     ALERT,
@@ -55,6 +54,7 @@ from remediation.llm.base import (
     SourceFile,
     Usage,
 )
+from remediation.llm.offline import replay, rewrites, sites
 
 MODEL = "offline-analyzer-1"
 PLAYBOOK_FIRST_CATEGORIES = (TIMEOUT, DATABASE, RESOURCE, ALERT)
@@ -78,7 +78,7 @@ class _Facts:
     source: SourceFile | None = None
     explanation: Explanation | None = None
     crash_class: str | None = None
-    plan: patching.Plan | None = None
+    plan: rewrites.Plan | None = None
     plan_path: str = ""  # the file the plan's site is in (an outer frame for a call without timeout)
     plan_source: SourceFile | None = None
 
@@ -184,21 +184,21 @@ def _facts(context: DiagnosisContext) -> _Facts:
         facts.culprit_code = (
             _line(facts.source, facts.culprit_line) or (facts.culprit.get("context_line") or "").strip()
         )
-    facts.crash_class = patching.crash_class(facts.exception_type, facts.exception_value)
+    facts.crash_class = sites.crash_class(facts.exception_type, facts.exception_value)
     if facts.crash_class is None:
         return facts
-    local_timeouts = patching.timeout_functions(source.content for source in context.source_files)
+    local_timeouts = sites.timeout_functions(source.content for source in context.source_files)
     # The culprit frame first; for a call without a timeout, the callers too (the deepest
     # frame may be the client function that gave up, the fix is where it is called).
     candidates = [facts.culprit] if facts.culprit else []
-    if facts.crash_class == patching.MISSING_TIMEOUT:
+    if facts.crash_class == sites.MISSING_TIMEOUT:
         candidates += [frame for frame in reversed(frames) if frame.get("path") and frame is not facts.culprit]
     for frame in candidates:
         source = context.source_file(frame.get("path") or "")
         line = _resolve_line(source, frame)
         if source is None or not line:
             continue
-        found = patching.plan(
+        found = rewrites.plan(
             source.content,
             line,
             facts.exception_type,
@@ -347,7 +347,7 @@ class OfflineAnalyzer:
             evidence.append(_exception_text(facts.exception_type, facts.exception_value))
         if facts.plan:
             site = facts.plan.site
-            kind = patching.CRASH_CLASS_LABELS[site.crash_class]
+            kind = sites.CRASH_CLASS_LABELS[site.crash_class]
             evidence.append(f"Matched on {facts.plan_path}:{site.line}: {_clip(site.expression, 100)} ({kind})")
         deepest = facts.frames[-1] if facts.frames else None
         if deepest is not None and deepest is not facts.culprit and not deepest.get("in_app", True):
@@ -445,7 +445,7 @@ class OfflineAnalyzer:
         test = (
             "an earlier attempt's regression test failed for reasons of its own, so this attempt leaves it out"
             if guidance.omit_test
-            else patching.regression_test_file(
+            else replay.regression_test_file(
                 fix, path, facts.exception_type, facts.exception_value, test_command=context.test_command
             )
         )
@@ -477,11 +477,11 @@ class OfflineAnalyzer:
         function = f" in {site.function}()" if site.function else ""
         exception = short_type(facts.exception_type)
         mode = fix.strategy.mode
-        if mode == patching.TIMEOUT:
+        if mode == rewrites.TIMEOUT:
             effect = "now the call gives up after a bounded time instead of hanging until the other side does"
-        elif mode == patching.RAISE:
+        elif mode == rewrites.RAISE:
             effect = f"now that input raises {fix.raises} with a message naming the problem instead of {exception}"
-        elif mode == patching.RETURN:
+        elif mode == rewrites.RETURN:
             effect = f"now that input returns early instead of raising {exception}"
         else:
             effect = f"now that input yields a default instead of raising {exception}"
@@ -519,7 +519,7 @@ class OfflineAnalyzer:
         next_text = (
             f"next is {following.name}: {following.description}"
             if following
-            else f"every strategy for this {patching.CRASH_CLASS_LABELS.get(facts.crash_class or '', 'crash')} "
+            else f"every strategy for this {sites.CRASH_CLASS_LABELS.get(facts.crash_class or '', 'crash')} "
             "has been tried, so escalate to a human with the diagnosis and these attempts"
         )
         status = attempt.status
@@ -540,7 +540,7 @@ class OfflineAnalyzer:
             what = f"The test run {limit}" + (
                 f"; last output: {_clip(report.last_lines(2), 200)}" if report.text else ""
             )
-            if used and used.mode == patching.TIMEOUT:
+            if used and used.mode == rewrites.TIMEOUT:
                 why = "the tests probably reach the real dependency, and every call now waits up to the new timeout"
             else:
                 why = "the patched code or the new test waits on something (network, a lock, a loop that never ends)"
@@ -623,9 +623,9 @@ class OfflineAnalyzer:
                 "raising: the existing contract is that this input is an error"
             )
             raise_strategy = next(
-                (s for s in patching.STRATEGIES.get(facts.crash_class or "", ()) if s.mode == patching.RAISE), None
+                (s for s in rewrites.STRATEGIES.get(facts.crash_class or "", ()) if s.mode == rewrites.RAISE), None
             )
-            if raise_strategy and (used is None or used.mode != patching.RAISE):
+            if raise_strategy and (used is None or used.mode != rewrites.RAISE):
                 must_parts.append(
                     f"keep raising for this input: use {raise_strategy.name} ({raise_strategy.description}) instead "
                     f"of a default or an early return, or fix the caller that passes it"
@@ -647,7 +647,7 @@ class OfflineAnalyzer:
                     "guard the value once where it enters the function (an early return or a clear error)"
                 )
         none_crash = report.first_match(r"\b(?:AttributeError|TypeError): .*'NoneType'.*")
-        if none_crash and not still and used and used.mode == patching.VALUE:
+        if none_crash and not still and used and used.mode == rewrites.VALUE:
             why_parts.append(f"the None that {used_text} lets through is used further on: {_clip(none_crash, 160)}")
             must_parts.append(
                 "not let None reach the code after the culprit line: use a default of the right type or stop "
@@ -722,7 +722,7 @@ def _file_section(diff: str, path: str) -> str:
     return ""
 
 
-def _was_tried(fix: patching.Fix, path: str, old: str, history: list[AttemptRecord]) -> bool:
+def _was_tried(fix: rewrites.Fix, path: str, old: str, history: list[AttemptRecord]) -> bool:
     """Whether an earlier attempt made this very change (an attempt the sandbox never ran does not count)."""
     section = unified_diff([FileChange(path, old, fix.new_source)])
     return any(
@@ -734,7 +734,7 @@ def _was_tried(fix: patching.Fix, path: str, old: str, history: list[AttemptReco
 
 def _strategies_around(
     facts: _Facts, attempt: AttemptRecord
-) -> tuple[patching.Strategy | None, patching.Strategy | None]:
+) -> tuple[rewrites.Strategy | None, rewrites.Strategy | None]:
     """(the strategy `attempt` used, the next applicable one), as far as they can be recognised."""
     if facts.plan is None or facts.plan_source is None:
         return None, None
@@ -777,19 +777,19 @@ def _guidance(history: list[AttemptRecord], facts: _Facts) -> _Guidance:
         critic = attempt.critic_feedback or ""
         reviewer = (attempt.reviewer_feedback or "").lower()
         if re.search(r"DID NOT RAISE|\w+ not raised", output) or "keep raising" in critic.lower():
-            _prefer(guidance, patching.RAISE, "the tests expect this input to raise")
+            _prefer(guidance, rewrites.RAISE, "the tests expect this input to raise")
         failing = _TestReport.parse(output).failing
         existing_failed = any("test_quench_regression" not in test for test in failing)
         if existing_failed and re.search(r"assert None\b|where None = ", output):
-            _prefer(guidance, patching.RAISE, "a test got None where it expected a value")
-            guidance.avoid.append(patching.RETURN)
+            _prefer(guidance, rewrites.RAISE, "a test got None where it expected a value")
+            guidance.avoid.append(rewrites.RETURN)
         if reviewer:
             if re.search(r"\braise|\berror\b|exception|fail (?:loud|fast)|swallow|silent|hide", reviewer):
-                _prefer(guidance, patching.RAISE, "the reviewer asked for a clear error")
+                _prefer(guidance, rewrites.RAISE, "the reviewer asked for a clear error")
             elif re.search(r"return early|early return|\bskip\b|\bcontinue\b", reviewer):
-                _prefer(guidance, patching.RETURN, "the reviewer asked for an early return")
+                _prefer(guidance, rewrites.RETURN, "the reviewer asked for an early return")
             elif re.search(r"default|\.get\(|fallback", reviewer):
-                _prefer(guidance, patching.VALUE, "the reviewer asked for a default value")
+                _prefer(guidance, rewrites.VALUE, "the reviewer asked for a default value")
         # A regression test that cannot import its module or call the function is broken itself;
         # one that fails inside the patched code is doing its job and stays.
         regression_broken = any("test_quench_regression" in test for test in failing) and bool(
