@@ -174,6 +174,24 @@ QUENCH_SANDBOX_TIMEOUT_SECONDS = env_int("QUENCH_SANDBOX_TIMEOUT_SECONDS", 120)
 QUENCH_SANDBOX_CPU_SECONDS = env_int("QUENCH_SANDBOX_CPU_SECONDS", 120)
 QUENCH_SANDBOX_MEMORY_MB = env_int("QUENCH_SANDBOX_MEMORY_MB", 1024)
 QUENCH_SANDBOX_OUTPUT_LIMIT = env_int("QUENCH_SANDBOX_OUTPUT_LIMIT", 20000)
+# Isolation: tests (and the type checker) run under bubblewrap with no network, a read-only
+# system, only the checkout and a private /tmp writable, and Quench's data out of sight.
+# The bwrap binary: a name looked up on PATH or an absolute path; empty turns isolation off.
+QUENCH_SANDBOX_BWRAP = env_str("QUENCH_SANDBOX_BWRAP", "bwrap")
+# Without a working bubblewrap, sandbox runs are refused unless this is true (they then run
+# as Quench's own user, seeing what it sees; /healthz says "degraded" either way).
+QUENCH_SANDBOX_ALLOW_UNISOLATED = env_bool("QUENCH_SANDBOX_ALLOW_UNISOLATED", False)
+# Processes and threads an isolated run may have at once (RLIMIT_NPROC): stops fork bombs.
+QUENCH_SANDBOX_MAX_PROCESSES = env_int("QUENCH_SANDBOX_MAX_PROCESSES", 256)
+# When Quench runs as root, the isolated command runs as this user and group id (nobody):
+# the kernel does not apply the process limit to root.
+QUENCH_SANDBOX_UID = env_int("QUENCH_SANDBOX_UID", 65534)
+# More paths the sandbox must not see. Always hidden: BASE_DIR (code, .env, var/), the home
+# directory, QUENCH_REPOSITORY_CACHE, /run, and files named by *_FILE variables.
+QUENCH_SANDBOX_HIDE_PATHS = env_list("QUENCH_SANDBOX_HIDE_PATHS")
+# Directories shown read-only although under a hidden one (e.g. a virtual environment in a
+# home directory that the test command uses). Quench's own Python is always shown.
+QUENCH_SANDBOX_READ_ONLY_PATHS = env_list("QUENCH_SANDBOX_READ_ONLY_PATHS")
 # Where clone URLs of services are mirrored (local paths are used in place).
 QUENCH_REPOSITORY_CACHE = env_str("QUENCH_REPOSITORY_CACHE", str(BASE_DIR / "var" / "repos"))
 # A pending approval expires after this many hours (the incident is then escalated).
@@ -183,12 +201,28 @@ QUENCH_REANALYZE_DEDUP_MINUTES = env_int("QUENCH_REANALYZE_DEDUP_MINUTES", 10)
 # Executables a playbook "command" step may run (nothing else; no shell).
 QUENCH_PLAYBOOK_COMMANDS = env_list("QUENCH_PLAYBOOK_COMMANDS", "echo,systemctl,kubectl,docker,supervisorctl")
 
+# --- Carrying out approved fixes and verifying them ---
+# A token with contents and pull-request write access; used only for GitHub API calls, never
+# stored, logged, put in task arguments or given to the sandbox.
+QUENCH_GITHUB_TOKEN = env_secret("QUENCH_GITHUB_TOKEN")
+QUENCH_GITHUB_API_URL = env_str("QUENCH_GITHUB_API_URL", "https://api.github.com").rstrip("/")
+# Outbound HTTP to loopback/private/link-local addresses is refused unless this is set
+# (health checks and playbook steps, configured by operators, may always reach internal hosts).
+QUENCH_ALLOW_PRIVATE_WEBHOOKS = env_bool("QUENCH_ALLOW_PRIVATE_WEBHOOKS", False)
+# After a fix is merged and the service is healthy, the fingerprint must stay quiet this long.
+QUENCH_VERIFY_WINDOW_SECONDS = env_int("QUENCH_VERIFY_WINDOW_SECONDS", 1800)
+# Health checks (of the service, and playbook "check" steps) give up after this long.
+QUENCH_HEALTH_CHECK_TIMEOUT_SECONDS = env_int("QUENCH_HEALTH_CHECK_TIMEOUT_SECONDS", 10)
+# A playbook step (HTTP request or command) that takes longer is stopped and fails.
+QUENCH_PLAYBOOK_STEP_TIMEOUT_SECONDS = env_int("QUENCH_PLAYBOOK_STEP_TIMEOUT_SECONDS", 60)
+
 # --- django-q2 (ORM broker by default; set Q_REDIS_URL for Redis) ---
 Q_CLUSTER = {
     "name": "quench",
     "workers": env_int("Q_WORKERS", 2),
-    # A fix attempt's task holds one sandbox run (QUENCH_SANDBOX_TIMEOUT_SECONDS), a possible
-    # repository fetch and an LLM call: the timeout leaves room for all three.
+    # A fix attempt's task holds one sandbox run (the tests and the type check, each at most
+    # QUENCH_SANDBOX_TIMEOUT_SECONDS), a possible repository fetch and an LLM call: the
+    # timeout leaves room for all of them.
     "timeout": env_int("Q_TIMEOUT", 600),
     "retry": env_int("Q_RETRY", 720),
     "max_attempts": env_int("Q_MAX_ATTEMPTS", 3),

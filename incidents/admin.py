@@ -327,7 +327,9 @@ class IncidentAdmin(admin.ModelAdmin):
         from remediation.admin_panels import remediation_context
 
         incident = self.get_object(request, object_id)
-        panels = {**similar_incidents_context(incident), **remediation_context(incident)} if incident else {}
+        panels = (
+            {**similar_incidents_context(incident), **remediation_context(incident, request.user)} if incident else {}
+        )
         extra_context = {**(extra_context or {}), **panels}
         return super().change_view(request, object_id, form_url, extra_context)
 

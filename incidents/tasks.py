@@ -15,8 +15,9 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from incidents.choices import ActivityKind
-from incidents.models import IncidentCounter, IncidentWakeup, LogSource
+from incidents.models import Incident, IncidentCounter, IncidentWakeup, LogSource
 from incidents.services.lifecycle import record_activity
+from incidents.signals import incident_needs_attention
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +50,7 @@ def handle_wakeup(wakeup_id: int) -> bool:
             data={"wakeup_id": wakeup.pk, "reason": wakeup.reason},
         )
     logger.info("incident needs attention", extra={"incident_id": wakeup.incident_id, "reason": wakeup.reason})
-    from incidents.hooks import incident_needs_attention
-
-    incident_needs_attention(wakeup.incident_id, wakeup.reason)
+    incident_needs_attention.send(sender=Incident, incident_id=wakeup.incident_id, reason=wakeup.reason)
     return True
 
 

@@ -5,3 +5,11 @@ class RemediationConfig(AppConfig):
     name = "remediation"
     verbose_name = "Remediation"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from incidents.signals import incident_needs_attention, incident_transitioned
+        from remediation.approvals import supersede_on_transition
+        from remediation.receivers import diagnose_when_needed
+
+        incident_needs_attention.connect(diagnose_when_needed, dispatch_uid="remediation.diagnose")
+        incident_transitioned.connect(supersede_on_transition, dispatch_uid="remediation.supersede")

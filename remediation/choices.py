@@ -62,3 +62,31 @@ class TypeCheckMode(models.TextChoices):
     AUTO = "auto", "When the changed code has type hints"
     ON = "on", "Always"
     OFF = "off", "Never"
+
+
+class ExecutionStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class VerificationStatus(models.TextChoices):
+    """Where a carried-out remediation stands on its way to a verified resolution."""
+
+    PENDING = "pending", "Not started (the execution is running)"
+    AWAITING_MERGE = "awaiting_merge", "Waiting for the branch to be merged"
+    HEALTH_CHECK = "health_check", "Checking the service's health"
+    QUIET_WINDOW = "quiet_window", "Watching for a recurrence"
+    VERIFIED = "verified", "Verified: resolved"
+    RECURRED = "recurred", "The fingerprint fired again"
+    ABANDONED = "abandoned", "Not merged (closed or deleted)"
+    FAILED = "failed", "Failed"
+    ENDED = "ended", "Ended by a human"
+
+
+# Verification states the watcher still acts on.
+VERIFICATION_OPEN = (
+    VerificationStatus.AWAITING_MERGE,
+    VerificationStatus.HEALTH_CHECK,
+    VerificationStatus.QUIET_WINDOW,
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 
 from django.core.exceptions import ValidationError
@@ -14,17 +15,21 @@ from remediation.choices import (
     DIAGNOSIS_IN_FLIGHT,
     ApprovalStatus,
     DiagnosisStatus,
+    ExecutionStatus,
     FixAttemptStatus,
     ProposalKind,
     RecommendedAction,
     RiskLevel,
     TypeCheckMode,
+    VerificationStatus,
 )
 
 # mypy (pinned in requirements/base.txt) as the Python running Quench has it: imports the
 # sandbox cannot resolve are not errors, and imported modules are checked but not reported,
 # so only the changed files' own errors count.
 DEFAULT_TYPE_CHECK_COMMAND = "python -m mypy --ignore-missing-imports --follow-imports=silent --no-error-summary"
+
+GITHUB_REPOSITORY = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}")
 
 
 class Service(models.Model):
@@ -38,6 +43,12 @@ class Service(models.Model):
         help_text="Absolute path of a local git repository, or a clone URL (https://, ssh://, file://, git@).",
     )
     default_branch = models.CharField(max_length=200, default="main")
+    github_repository = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text='"owner/name" on GitHub: approved fixes become pull requests there (needs QUENCH_GITHUB_TOKEN). '
+        "Empty: the branch is pushed to the repository above.",
+    )
     test_command = models.CharField(
         max_length=500,
         default="python -m pytest -q",
@@ -89,6 +100,8 @@ class Service(models.Model):
         repository = self.repository.strip()
         if repository and not (repository.startswith(("/", "https://", "http://", "ssh://", "file://", "git@"))):
             raise ValidationError({"repository": "Give an absolute local path or a clone URL."})
+        if self.github_repository and not GITHUB_REPOSITORY.fullmatch(self.github_repository):
+            raise ValidationError({"github_repository": 'Give it as "owner/name", e.g. "acme/shop".'})
         if self.default_branch.startswith("-") or " " in self.default_branch:
             raise ValidationError({"default_branch": "Not a valid branch name."})
 
@@ -212,6 +225,9 @@ class FixAttempt(models.Model):
     diagnosis = models.ForeignKey(Diagnosis, on_delete=models.CASCADE, related_name="attempts")
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="fix_attempts")
     number = models.PositiveSmallIntegerField(help_text="1 for the first attempt of this diagnosis.")
+    review_round = models.PositiveSmallIntegerField(
+        default=1, help_text="1 before any rejection; each reviewer's rejection starts the next round."
+    )
     status = models.CharField(max_length=15, choices=FixAttemptStatus.choices, default=FixAttemptStatus.GENERATING)
     summary = models.TextField(blank=True, help_text="What the patch changes and why.")
     patch = models.TextField(blank=True, help_text="Unified diff against the default branch.")
@@ -270,10 +286,15 @@ class ApprovalRequest(models.Model):
     decided_by = models.CharField(max_length=150, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
     feedback = models.TextField(blank=True, help_text="Why it was rejected; the next attempt must use it.")
+    note = models.TextField(blank=True, help_text="The approver's note.")
+    decision_reason = models.CharField(
+        max_length=300, blank=True, help_text="Why Quench decided it (superseded, expired, approved by policy)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [("approve_remediation", "Can approve or reject proposed remediations")]
         constraints = [
             # Creating a proposal is idempotent: one per fix attempt (the one-to-one above)
             # and one playbook proposal per diagnosis, so a redelivered task finds it.
@@ -297,3 +318,56 @@ class ApprovalRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} for incident #{self.incident_id} ({self.status})"
+
+
+class Execution(models.Model):
+    """Carrying out one approved proposal: what ran, what it produced, and how its verification goes.
+
+    One per approval (the one-to-one is what makes a redelivered task find the run it
+    must continue instead of starting a second). A code fix publishes a branch (and a
+    pull request on GitHub); a playbook runs its steps. Verification then waits for the
+    merge, checks the service's health and watches a quiet window for the fingerprint.
+    """
+
+    approval = models.OneToOneField(ApprovalRequest, on_delete=models.CASCADE, related_name="execution")
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="executions")
+    kind = models.CharField(max_length=10, choices=ProposalKind.choices)
+    status = models.CharField(max_length=10, choices=ExecutionStatus.choices, default=ExecutionStatus.RUNNING)
+    verification = models.CharField(
+        max_length=20, choices=VerificationStatus.choices, default=VerificationStatus.PENDING
+    )
+    code_host = models.CharField(max_length=20, blank=True, help_text="git (a plain remote) or github.")
+    branch = models.CharField(max_length=255, blank=True)
+    commit_sha = models.CharField(max_length=64, blank=True)
+    pull_request_url = models.URLField(max_length=500, blank=True)
+    pull_request_number = models.PositiveIntegerField(null=True, blank=True)
+    steps = models.JSONField(default=list, blank=True, help_text="Each step: name, status, output, duration.")
+    output = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    verification_note = models.TextField(blank=True, help_text="What the watcher saw last.")
+    claimed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a worker took it; a stale claim is taken over."
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    merged_at = models.DateTimeField(null=True, blank=True)
+    healthy_at = models.DateTimeField(null=True, blank=True)
+    quiet_until = models.DateTimeField(null=True, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    effectiveness = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(5)],
+        help_text="How well the fix worked, 1 (not at all) to 5 (completely).",
+    )
+    outcome_feedback = models.TextField(blank=True, help_text="What the team says about the fix.")
+    learning_notes = models.TextField(blank=True, help_text="What to remember next time (goes to the knowledge base).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["verification"], name="execution_verification")]
+
+    def __str__(self) -> str:
+        return f"Execution of proposal #{self.approval_id} for incident #{self.incident_id} ({self.status})"

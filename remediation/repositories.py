@@ -126,15 +126,26 @@ def git_environment() -> dict[str, str]:
     return env
 
 
-def git(args: list[str], *, cwd: Path | str | None = None, timeout: float = LOCAL_TIMEOUT_SECONDS) -> str:
-    """Run `git *args` and return its stdout; RepositoryError (credentials removed) when it fails."""
+def git(
+    args: list[str],
+    *,
+    cwd: Path | str | None = None,
+    timeout: float = LOCAL_TIMEOUT_SECONDS,
+    env: dict[str, str] | None = None,
+    input_text: str | None = None,
+) -> str:
+    """Run `git *args` and return its stdout; RepositoryError (credentials removed) when it fails.
+
+    `env` adds variables to Quench's git environment (a temporary index, a commit's fixed
+    author and dates); `input_text` is written to git's standard input.
+    """
     command = ["git", *args]
     try:
         process = subprocess.Popen(
             command,
             cwd=cwd,
-            env=git_environment(),
-            stdin=subprocess.DEVNULL,
+            env={**git_environment(), **(env or {})},
+            stdin=subprocess.DEVNULL if input_text is None else subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -144,7 +155,7 @@ def git(args: list[str], *, cwd: Path | str | None = None, timeout: float = LOCA
     except FileNotFoundError:
         raise RepositoryError("git is not installed (or not on PATH).") from None
     try:
-        stdout, stderr = process.communicate(timeout=timeout)
+        stdout, stderr = process.communicate(input=input_text, timeout=timeout)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)

@@ -38,6 +38,7 @@ from remediation.choices import (
 from remediation.context import build_context
 from remediation.llm.base import AttemptRecord, DiagnosisResult, LLMError, LLMProvider, get_llm_provider
 from remediation.models import ApprovalRequest, Diagnosis, FixAttempt, Playbook, Service
+from remediation.queue import enqueue_auto_approval, enqueue_diagnosis, enqueue_fix_attempt
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +95,9 @@ def request_diagnosis(incident_id: int, *, trigger: str, actor: str = "quench") 
                 diagnosis = Diagnosis.objects.create(incident=incident, trigger=trigger[:20], requested_by=actor)
         except IntegrityError:
             return incident.diagnoses.filter(status__in=DIAGNOSIS_IN_FLIGHT).first(), False
-        superseded = _supersede_pending_approvals(incident, now=now, actor=actor)
+        superseded = _supersede_pending_approvals(
+            incident, now=now, actor=actor, reason=f"a new diagnosis was requested ({trigger})"
+        )
         message = f"Diagnosis #{diagnosis.pk} requested ({trigger})"
         if superseded:
             message += "; the pending proposal is superseded"
@@ -104,14 +107,17 @@ def request_diagnosis(incident_id: int, *, trigger: str, actor: str = "quench") 
         else:
             record_activity(incident, ActivityKind.NOTE, message, actor=actor)
         diagnosis_id = diagnosis.pk
-        transaction.on_commit(lambda: _enqueue_diagnosis(diagnosis_id), robust=True)
+        transaction.on_commit(lambda: enqueue_diagnosis(diagnosis_id), robust=True)
     return diagnosis, True
 
 
-def _supersede_pending_approvals(incident: Incident, *, now, actor: str) -> int:
-    """A newer diagnosis or proposal replaces the incident's pending one (callers hold its row lock)."""
+def _supersede_pending_approvals(incident: Incident, *, now, actor: str, reason: str) -> int:
+    """The incident's pending proposal is moot (a newer one, a reanalysis, a human resolved it); say why.
+
+    Callers hold the incident's row lock, which every decision on its approvals takes first.
+    """
     return ApprovalRequest.objects.filter(incident=incident, status=ApprovalStatus.PENDING).update(
-        status=ApprovalStatus.SUPERSEDED, decided_at=now, decided_by=actor
+        status=ApprovalStatus.SUPERSEDED, decided_at=now, decided_by=actor, decision_reason=reason[:300]
     )
 
 
@@ -126,18 +132,6 @@ def reanalyze(incident_id: int, *, actor: str) -> tuple[Diagnosis, bool]:
             current_status=status,
         )
     return diagnosis, created
-
-
-def _enqueue_diagnosis(diagnosis_id: int) -> None:
-    from remediation.tasks import enqueue_diagnosis
-
-    enqueue_diagnosis(diagnosis_id)
-
-
-def _enqueue_fix_attempt(diagnosis_id: int, number: int) -> None:
-    from remediation.tasks import enqueue_fix_attempt
-
-    enqueue_fix_attempt(diagnosis_id, number)
 
 
 # --- diagnosing ------------------------------------------------------------------------------
@@ -262,7 +256,7 @@ def _store_diagnosis(diagnosis: Diagnosis, result: DiagnosisResult, provider: LL
 
 def _next_step(diagnosis: Diagnosis) -> str:
     if diagnosis.recommended_action == RecommendedAction.CODE_FIX:
-        _enqueue_fix_attempt(diagnosis.pk, diagnosis.attempts.count() + 1)
+        enqueue_fix_attempt(diagnosis.pk, diagnosis.attempts.count() + 1)
         return "fixing"
     if diagnosis.recommended_action == RecommendedAction.PLAYBOOK:
         propose_playbook(diagnosis.pk)
@@ -373,7 +367,9 @@ def run_fix_attempt(diagnosis_id: int, number: int, *, provider: LLMProvider | N
         return "incident no longer diagnosing"
     maximum = max(1, settings.QUENCH_FIX_MAX_ATTEMPTS)
     attempt, _ = FixAttempt.objects.get_or_create(
-        diagnosis=diagnosis, number=number, defaults={"incident_id": diagnosis.incident_id}
+        diagnosis=diagnosis,
+        number=number,
+        defaults={"incident_id": diagnosis.incident_id, "review_round": review_round(diagnosis)},
     )
     if attempt.status == FixAttemptStatus.PASSED:
         request_approval(diagnosis.pk, fix_attempt_id=attempt.pk)
@@ -436,7 +432,12 @@ def run_fix_attempt(diagnosis_id: int, number: int, *, provider: LLMProvider | N
 
     started = time.monotonic()
     result = run_patch(
-        repository=service.repository, branch=service.default_branch, diff=proposal.diff, argv=service.test_argv
+        repository=service.repository,
+        branch=service.default_branch,
+        diff=proposal.diff,
+        argv=service.test_argv,
+        type_check_argv=service.type_check_argv,
+        type_check_mode=service.type_check,
     )
     attempt.status = result.status
     attempt.exit_code = result.exit_code
@@ -490,10 +491,20 @@ def _critique(diagnosis: Diagnosis, attempt: FixAttempt, provider: LLMProvider, 
     attempt.save(update_fields=["critic_what_failed", "critic_why", "critic_next"])
 
 
+def review_round(diagnosis: Diagnosis) -> int:
+    """1 until a reviewer rejects one of the diagnosis's fixes; each rejection starts the next round."""
+    return 1 + ApprovalRequest.objects.filter(diagnosis=diagnosis, status=ApprovalStatus.REJECTED).count()
+
+
 def _after_failure(diagnosis: Diagnosis, attempt: FixAttempt, maximum: int, *, give_up: bool = False) -> str:
-    """Try again with the critic's feedback, or — out of attempts or ideas — fall back or escalate."""
-    if not give_up and attempt.number < maximum:
-        _enqueue_fix_attempt(diagnosis.pk, attempt.number + 1)
+    """Try again with the critic's feedback, or — out of attempts or ideas — fall back or escalate.
+
+    The attempt budget counts per review round: a reviewer's rejection earns the fix a fresh
+    QUENCH_FIX_MAX_ATTEMPTS tries at following the feedback.
+    """
+    used = diagnosis.attempts.filter(review_round=attempt.review_round).count()
+    if not give_up and used < maximum:
+        enqueue_fix_attempt(diagnosis.pk, attempt.number + 1)
         return "retrying"
     if diagnosis.playbook_id:
         propose_playbook(diagnosis.pk)
@@ -574,7 +585,7 @@ def request_approval(
             risk_level = risk_level or diagnosis.risk_level or RiskLevel.MEDIUM
         else:
             kind = ProposalKind.PLAYBOOK
-        _supersede_pending_approvals(incident, now=now, actor="quench")
+        _supersede_pending_approvals(incident, now=now, actor="quench", reason="a newer proposal replaced it")
         approval = ApprovalRequest.objects.create(
             incident=incident,
             diagnosis=diagnosis,
@@ -599,23 +610,13 @@ def request_approval(
             DiagnosisStatus.SUCCEEDED,
             outcome=f"{approval.get_kind_display().lower()} awaiting approval (#{approval.pk})",
         )
+        if kind == ProposalKind.PLAYBOOK and _may_run_unattended(playbook_id):
+            approval_id = approval.pk
+            transaction.on_commit(lambda: enqueue_auto_approval(approval_id), robust=True)
     logger.info("remediation proposed", extra={"incident_id": incident.pk, "approval_id": approval.pk})
     return approval
 
 
-def expire_overdue_approvals(*, now=None) -> int:
-    """Pending approvals past expires_at become expired; their incidents are escalated."""
-    now = now or timezone.now()
-    expired = 0
-    for approval_id in ApprovalRequest.objects.filter(status=ApprovalStatus.PENDING, expires_at__lt=now).values_list(
-        "pk", flat=True
-    ):
-        with transaction.atomic():
-            approval = ApprovalRequest.objects.select_for_update().get(pk=approval_id)
-            if approval.status != ApprovalStatus.PENDING:
-                continue
-            approval.status, approval.decided_at = ApprovalStatus.EXPIRED, now
-            approval.save(update_fields=["status", "decided_at"])
-            expired += 1
-        _escalate_incident(approval.incident_id, f"Proposal #{approval_id} expired without a decision.")
-    return expired
+def _may_run_unattended(playbook_id: int | None) -> bool:
+    """A low-risk playbook that allows it runs without a human (see `approvals.approve_by_policy`)."""
+    return Playbook.objects.filter(pk=playbook_id, auto_approve=True, risk_level=RiskLevel.LOW).exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -55,6 +56,8 @@ def exception_handler(exc, context):
         return error_response("Invalid input.", _flatten(detail))
     if isinstance(exc, Http404):
         return error_response("Not found.", status_code=404)
+    if isinstance(exc, DjangoPermissionDenied):  # a service refusing a user: its message says what is missing
+        return error_response(str(exc) or "You do not have permission to do this.", status_code=403)
 
     response = drf_exception_handler(exc, context)
     if response is None:

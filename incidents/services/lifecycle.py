@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from incidents.choices import ActivityKind, IncidentStatus
 from incidents.models import Activity, Incident
+from incidents.signals import incident_transitioned
 
 S = IncidentStatus
 
@@ -18,7 +19,7 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     S.DIAGNOSING: frozenset({S.AWAITING_APPROVAL, S.ACKNOWLEDGED, S.ESCALATED, S.RESOLVED}),
     S.AWAITING_APPROVAL: frozenset({S.REMEDIATING, S.DIAGNOSING, S.ACKNOWLEDGED, S.ESCALATED, S.RESOLVED}),
     S.REMEDIATING: frozenset({S.VERIFYING, S.ESCALATED, S.RESOLVED}),
-    S.VERIFYING: frozenset({S.RESOLVED, S.REMEDIATING, S.ESCALATED}),
+    S.VERIFYING: frozenset({S.RESOLVED, S.REMEDIATING, S.ESCALATED, S.REGRESSED, S.ACKNOWLEDGED}),
     S.ESCALATED: frozenset({S.ACKNOWLEDGED, S.DIAGNOSING, S.RESOLVED}),
     S.SUPPRESSED: frozenset({S.TRIGGERED, S.ACKNOWLEDGED, S.RESOLVED}),
     S.RESOLVED: frozenset({S.REGRESSED, S.TRIGGERED}),
@@ -67,10 +68,14 @@ def apply_transition(incident: Incident, to_status: str, *, actor: str, message:
         to_status=to_status,
         created_at=now,
     )
-    if to_status == S.RESOLVED:
-        from incidents.hooks import incident_resolved
-
-        incident_resolved(incident)
+    incident_transitioned.send(
+        sender=Incident,
+        incident=incident,
+        from_status=from_status,
+        to_status=to_status,
+        actor=actor,
+        message=message,
+    )
 
 
 def transition_incident(incident_id: int, to_status: str, *, actor: str, message: str = "") -> Incident:

@@ -1,14 +1,35 @@
-"""The remediation API: read diagnoses (with their fix attempts and proposals)."""
+"""The remediation API: diagnoses (with fix attempts and proposals) and the approval desk."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.authentication import BasicAuthentication, SessionAuthentication
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
 
 from incidents.api.views import IsEngineer
-from remediation.api.serializers import DiagnosisSerializer
-from remediation.models import Diagnosis
+from remediation import approvals
+from remediation.api.serializers import (
+    ApprovalDetailSerializer,
+    ApproveSerializer,
+    DiagnosisSerializer,
+    RejectSerializer,
+)
+from remediation.choices import ApprovalStatus
+from remediation.models import ApprovalRequest, Diagnosis
+from remediation.queries import approval_queue
+
+
+def _id_param(request, name: str) -> int | None:
+    value = request.query_params.get(name, "")
+    if not value:
+        return None
+    if not value.isdigit() or len(value) > 18:
+        raise ValidationError({name: "Must be an id (a positive integer)."})
+    return int(value)
 
 
 @extend_schema(parameters=[OpenApiParameter("incident", int, description="Only this incident's diagnoses.")])
@@ -19,11 +40,85 @@ class DiagnosisViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
 
     def get_queryset(self):
         queryset = Diagnosis.objects.prefetch_related("attempts", "approvals").order_by("-created_at", "-id")
-        incident = self.request.query_params.get("incident", "")
-        if incident:
-            if not incident.isdigit():
-                from rest_framework.exceptions import ValidationError
-
-                raise ValidationError({"incident": "Must be an incident id."})
-            queryset = queryset.filter(incident_id=int(incident))
+        if (incident := _id_param(self.request, "incident")) is not None:
+            queryset = queryset.filter(incident_id=incident)
         return queryset
+
+
+class CanReadApprovals(BasePermission):
+    """Staff who may see incidents read approvals; deciding needs approve_remediation (checked by the service)."""
+
+    message = "You need to be a staff user with permission to view incidents."
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        return bool(
+            user
+            and getattr(user, "is_authenticated", False)
+            and getattr(user, "is_staff", False)
+            and user.has_perm("incidents.view_incident")
+        )
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter(
+            "status", str, enum=ApprovalStatus.values, description="Only approvals in this state (e.g. pending)."
+        ),
+        OpenApiParameter("incident", int, description="Only this incident's approvals."),
+    ]
+)
+class ApprovalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Proposed remediations; pending ones are listed by severity, then oldest first (the queue)."""
+
+    authentication_classes = [SessionAuthentication, BasicAuthentication]
+    permission_classes = [CanReadApprovals]
+    serializer_class = ApprovalDetailSerializer
+
+    def get_queryset(self):
+        status = self.request.query_params.get("status", "")
+        if status and status not in ApprovalStatus.values:
+            raise ValidationError(
+                {"status": f"Unknown status {status!r}; choose from {', '.join(ApprovalStatus.values)}."}
+            )
+        queryset = approval_queue(status=status or None).select_related("fix_attempt", "diagnosis", "execution")
+        if (incident := _id_param(self.request, "incident")) is not None:
+            queryset = queryset.filter(incident_id=incident)
+        return queryset
+
+    def _decided(self, approval: ApprovalRequest) -> Response:
+        return Response(ApprovalDetailSerializer(self.get_queryset().get(pk=approval.pk)).data)
+
+    @extend_schema(
+        request=ApproveSerializer,
+        responses={
+            200: ApprovalDetailSerializer,
+            403: OpenApiResponse(description="Not an approver."),
+            409: OpenApiResponse(description="No longer pending (decided, expired or superseded)."),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        """Approve the proposal: Quench publishes the fix (or runs the playbook) and verifies it."""
+        serializer = ApproveSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        approval = self.get_object()
+        approvals.approve(approval.pk, user=request.user, note=serializer.validated_data["note"])
+        return self._decided(approval)
+
+    @extend_schema(
+        request=RejectSerializer,
+        responses={
+            200: ApprovalDetailSerializer,
+            403: OpenApiResponse(description="Not an approver."),
+            409: OpenApiResponse(description="No longer pending (decided, expired or superseded)."),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        """Reject with feedback; a code fix gets a new attempt that must act on it."""
+        serializer = RejectSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        approval = self.get_object()
+        approvals.reject(approval.pk, user=request.user, feedback=serializer.validated_data["feedback"])
+        return self._decided(approval)
