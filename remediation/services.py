@@ -34,6 +34,7 @@ from remediation.choices import (
     ProposalKind,
     RecommendedAction,
     RiskLevel,
+    VerificationStatus,
 )
 from remediation.context import build_context
 from remediation.llm.base import AttemptRecord, DiagnosisResult, LLMError, LLMProvider, get_llm_provider
@@ -44,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 S = IncidentStatus
 REANALYZE = "reanalyze"
+# A carried-out fix that did not hold: the next attempt must know it.
+FAILED_VERIFICATIONS = (VerificationStatus.RECURRED, VerificationStatus.FAILED)
 # Wake-ups start a diagnosis only for an incident nobody is handling yet.
 AUTO_DIAGNOSE_FROM = frozenset({S.TRIGGERED, S.REGRESSED})
 # An engineer may ask again from any open state that is not already executing a fix.
@@ -338,20 +341,45 @@ def _attempt_record(attempt: FixAttempt) -> AttemptRecord:
 
 
 def _reviewer_feedback(attempt: FixAttempt) -> str:
-    approval = ApprovalRequest.objects.filter(fix_attempt=attempt, status=ApprovalStatus.REJECTED).first()
-    return approval.feedback if approval else ""
+    """What the humans' world said of this attempt: a reviewer's rejection, or a failed verification."""
+    approval = (
+        ApprovalRequest.objects.filter(
+            fix_attempt=attempt, status__in=[ApprovalStatus.REJECTED, ApprovalStatus.APPROVED]
+        )
+        .select_related("execution")
+        .first()
+    )
+    if approval is None:
+        return ""
+    if approval.status == ApprovalStatus.REJECTED:
+        return approval.feedback
+    execution = getattr(approval, "execution", None)
+    if execution is not None and execution.verification in FAILED_VERIFICATIONS:
+        return (
+            f"This fix was approved and carried out ({execution.branch or 'no branch'}), but verification failed: "
+            f"{execution.verification_note} Do not propose it again; find what it missed."
+        )
+    return ""
 
 
 def _previous_reviews(diagnosis: Diagnosis) -> list[AttemptRecord]:
-    """Rejected fixes of the incident's earlier diagnoses, with the reviewers' feedback the next patch must use."""
-    rejected = (
-        ApprovalRequest.objects.filter(incident_id=diagnosis.incident_id, status=ApprovalStatus.REJECTED)
+    """Fixes of the incident's earlier diagnoses that humans rejected, or that failed once carried out.
+
+    The next patch is given them with the reviewer's words (or what verification saw), so a
+    regressed incident's new diagnosis knows which fix did not hold.
+    """
+    reviewed = (
+        ApprovalRequest.objects.filter(incident_id=diagnosis.incident_id)
+        .filter(
+            Q(status=ApprovalStatus.REJECTED)
+            | Q(status=ApprovalStatus.APPROVED, execution__verification__in=FAILED_VERIFICATIONS)
+        )
         .exclude(fix_attempt__isnull=True)
         .exclude(diagnosis=diagnosis)
         .select_related("fix_attempt")
         .order_by("decided_at")
     )
-    return [_attempt_record(approval.fix_attempt) for approval in rejected]
+    return [_attempt_record(approval.fix_attempt) for approval in reviewed]
 
 
 def run_fix_attempt(diagnosis_id: int, number: int, *, provider: LLMProvider | None = None) -> str:
