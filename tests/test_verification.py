@@ -172,3 +172,38 @@ def test_merge_fix_refuses_an_incident_without_a_published_fix(db):
 
     with pytest.raises(CommandError, match="no published fix"):
         call_command("merge_fix", "424242")
+
+
+def test_the_github_path_opens_one_pull_request_and_verifies_its_merge(
+    db, tmp_path, post_json, make_integration, django_user_model, settings, caplog
+):
+    from tests import github_stub
+
+    token = "ghp_" + "s3cr3tT0ken" * 3
+    path, patch = make_remote(tmp_path)
+    make_service(path, github_repository="acme/pricing")
+    with github_stub.serve(token, "acme/pricing") as github:
+        github.seed(path, "main")
+        settings.QUENCH_GITHUB_TOKEN, settings.QUENCH_GITHUB_API_URL = token, github.base_url
+        approval = propose_fix(open_incident(post_json, make_integration("generic").raw_token), patch)
+        approvals.approve(approval.pk, user=approver(django_user_model), note="LGTM")
+        execution = Execution.objects.get(approval=approval)
+        assert run_execution(execution.pk) == "published"
+        execution.refresh_from_db()
+        assert execution.code_host == "github" and execution.pull_request_number == 1
+        assert execution.pull_request_url == "https://github.com/acme/pricing/pull/1"
+        assert run_execution(execution.pk) != "published"  # a redelivery
+        assert len(github.calls("POST", "/pulls")) == 1
+        pull = github.pulls[1]
+        assert pull.head == execution.branch and pull.base == "main"
+        assert "unit_price reads" in pull.body and f"/admin/incidents/incident/{execution.incident_id}/" in pull.body
+        assert "1 passed" in pull.body  # the sandbox's test output
+
+        assert watch_executions() == {"waiting": 1}
+        github.set_pull(1, state="closed", merged=True)
+        assert watch_executions() == {"health_check": 1}
+    # The token is used for the API only: never stored, never logged.
+    stored = [str(value) for value in Execution.objects.values_list().get()]
+    stored += list(Incident.objects.get().timeline.values_list("message", flat=True))
+    assert not any(token in value for value in stored)
+    assert token not in caplog.text
