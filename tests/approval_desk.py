@@ -22,9 +22,7 @@ GIT = ["git", "-c", "user.name=Test", "-c", "user.email=test@example.invalid", "
 FILES = {
     "pricing/__init__.py": "",
     "pricing/prices.py": (
-        "def unit_price(item: dict) -> int:\n"
-        '    """The price of one unit, in cents."""\n'
-        '    return item["price"]\n'
+        'def unit_price(item: dict) -> int:\n    """The price of one unit, in cents."""\n    return item["price"]\n'
     ),
     "tests/__init__.py": "",
     "tests/test_prices.py": (
@@ -84,7 +82,7 @@ def open_incident(
         "traceback": (
             "Traceback (most recent call last):\n"
             '  File "pricing/prices.py", line 3, in unit_price\n'
-            "    return item[\"price\"]\n"
+            '    return item["price"]\n'
             f"{title}\n"
         ),
     }

@@ -136,7 +136,11 @@ def test_reject_with_feedback_queues_a_new_attempt(proposal, client_api, django_
 
 @pytest.mark.parametrize(
     "path",
-    ["/api/v1/approvals?status=waiting", "/api/v1/approvals?incident=abc", "/api/v1/approvals?incident=99999999999999999999"],
+    [
+        "/api/v1/approvals?status=waiting",
+        "/api/v1/approvals?incident=abc",
+        "/api/v1/approvals?incident=99999999999999999999",
+    ],
 )
 def test_bad_filters_are_400(proposal, client_api, django_user_model, path):
     client_api.force_authenticate(approver(django_user_model))

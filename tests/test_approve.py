@@ -93,7 +93,9 @@ def test_an_expired_approval_is_refused_and_stays_expired(proposal, django_user_
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_approval_racing_its_expiry_is_decided_exactly_once(tmp_path, post_json, make_integration, django_user_model):
+def test_an_approval_racing_its_expiry_is_decided_exactly_once(
+    tmp_path, post_json, make_integration, django_user_model
+):
     path, patch = make_remote(tmp_path)
     make_service(path)
     user = approver(django_user_model)

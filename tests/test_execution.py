@@ -185,7 +185,9 @@ def ops_server():
 
 
 def _playbook_proposal(post_json, token, ops_url, *, steps):
-    playbook = Playbook.objects.create(name="Cancel long queries", match_service="pricing", risk_level="low", steps=steps)
+    playbook = Playbook.objects.create(
+        name="Cancel long queries", match_service="pricing", risk_level="low", steps=steps
+    )
     incident = open_incident(post_json, token, title="QueryCanceled: statement timeout", dedup_key="db-timeout")
     diagnosis, _ = services.request_diagnosis(incident.pk, trigger="new")
     diagnosis.playbook = playbook
@@ -199,7 +201,13 @@ def test_a_playbook_runs_its_steps_in_order_and_records_each(
     url, ops = ops_server
     ops.statuses = {"/cancel": 200, "/health": 200}
     steps = [
-        {"type": "http", "name": "Cancel", "method": "POST", "url": url + "/cancel?older_than=30s", "expect_status": 200},
+        {
+            "type": "http",
+            "name": "Cancel",
+            "method": "POST",
+            "url": url + "/cancel?older_than=30s",
+            "expect_status": 200,
+        },
         {"type": "wait", "name": "Settle", "seconds": 0},
         {"type": "command", "name": "Say it", "command": ["echo", "cancelled for {{ service }}"]},
         {"type": "check", "name": "Healthy", "url": url + "/health", "expect_status": 200, "contains": "ok"},
@@ -254,7 +262,9 @@ def test_a_step_interrupted_by_a_crash_is_not_repeated(db, post_json, make_integ
     assert ops.calls == []
 
 
-def test_a_command_off_the_allow_list_is_refused(db, post_json, make_integration, ops_server, django_user_model, settings):
+def test_a_command_off_the_allow_list_is_refused(
+    db, post_json, make_integration, ops_server, django_user_model, settings
+):
     settings.QUENCH_PLAYBOOK_COMMANDS = ["echo"]
     url, _ = ops_server
     steps = [{"type": "command", "name": "Say it", "command": ["echo", "hi"]}]
