@@ -1,6 +1,7 @@
 """Verification: merged → healthy → quiet → resolved; recurrence → regressed; abandoned; unhealthy."""
 
 import http.server
+import io
 import threading
 from datetime import timedelta
 
@@ -58,7 +59,7 @@ def published(db, tmp_path, post_json, make_integration, django_user_model, heal
 
 
 def _merge(execution):
-    call_command("merge_fix", str(execution.incident_id), stdout=open("/dev/null", "w"))
+    call_command("merge_fix", str(execution.incident_id), stdout=io.StringIO())
 
 
 def test_merged_healthy_and_quiet_resolves_the_incident(published, settings):
