@@ -5,6 +5,8 @@ HOST=${1:-127.0.0.1}
 PORT=${2:-8000}
 PY=.venv/bin/python
 export DEBUG=${DEBUG:-true}  # a local demo server
+# The demo verifies a merged fix within minutes, not the production default of 30.
+export QUENCH_VERIFY_WINDOW_SECONDS=${QUENCH_VERIFY_WINDOW_SECONDS:-120}
 
 pids=()
 cleanup() {
@@ -38,7 +40,17 @@ $PY manage.py send_demo_alerts --url "http://$HOST:$PORT" || echo "demo alerts c
 echo
 echo "Waiting for the diagnoses (offline analyzer unless ANTHROPIC_API_KEY is set)..."
 $PY manage.py remediation_status --service shop --wait 120 || true
+SHOP_ID=$($PY manage.py shell -c "from incidents.models import Incident; print(Incident.objects.filter(service='shop', exception_type='KeyError').exclude(status='resolved').values_list('pk', flat=True).first() or '')" 2>/dev/null | tail -n 1)
 cat <<MSG
+
+Approve a fix (the whole loop, about three minutes):
+  1. Open http://$HOST:$PORT/admin/remediation/approvalrequest/queue/ (log in as admin), open the
+     KeyError: 'currency' proposal, read the root cause, the patch and its test run, and click Approve.
+     Quench pushes branch quench/incident-${SHOP_ID:-<id>}-attempt-<n> to the shop's remote (var/demo/shop.git).
+  2. Merge it as a reviewer would:  .venv/bin/python manage.py merge_fix ${SHOP_ID:-<incident id>}
+  3. The watcher (every minute) sees the merge, checks the shop's health, and after a quiet
+     window of ${QUENCH_VERIFY_WINDOW_SECONDS} s resolves the incident. Or reject with feedback: a new attempt follows your words.
+  Progress:  .venv/bin/python manage.py remediation_status --service shop
 
 Quench is running:
   admin      http://$HOST:$PORT/admin/        (credentials printed above on the first run; forgot them? .venv/bin/python manage.py changepassword admin)

@@ -19,7 +19,12 @@ def test_setup_demo_service_makes_a_repository_and_registers_it_once(db, tmp_pat
     status = subprocess.run(["git", "-C", str(target), "status", "--porcelain"], capture_output=True, text=True)
     assert status.stdout == ""
     service = Service.objects.get()
-    assert (service.name, service.repository, service.default_branch) == ("shop", str(target), "main")
+    remote = tmp_path / "shop.git"  # the shop's bare "origin": fixes are pushed and merged there
+    assert (service.name, service.repository, service.default_branch) == ("shop", str(remote), "main")
+    bare = subprocess.run(["git", "-C", str(remote), "rev-parse", "--is-bare-repository"], capture_output=True, text=True)
+    assert bare.stdout.strip() == "true"
+    origin = subprocess.run(["git", "-C", str(target), "remote", "get-url", "origin"], capture_output=True, text=True)
+    assert origin.stdout.strip() == str(remote)
     service.full_clean()
     assert Playbook.objects.count() == 1
     Playbook.objects.get().full_clean()

@@ -2,12 +2,14 @@
 
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db.models import Prefetch
+from django.urls import reverse
 
 from incidents.choices import IncidentStatus
 from incidents.models import Incident
-from remediation.choices import DIAGNOSIS_IN_FLIGHT
+from remediation.choices import DIAGNOSIS_IN_FLIGHT, ApprovalStatus
 from remediation.models import Diagnosis
 
 
@@ -28,7 +30,7 @@ class Command(BaseCommand):
         if service:
             incidents = incidents.filter(service=service)
         incidents = incidents.prefetch_related(
-            Prefetch("diagnoses", queryset=Diagnosis.objects.prefetch_related("attempts", "approvals"))
+            Prefetch("diagnoses", queryset=Diagnosis.objects.prefetch_related("attempts", "approvals")), "executions"
         )
         for incident in incidents:
             self.stdout.write(f"#{incident.pk} [{incident.status}] {incident.title[:90]}")
@@ -46,6 +48,15 @@ class Command(BaseCommand):
                     f"    fix attempt {attempt.number}: {attempt.status}{test} ({attempt.duration_ms or 0} ms)"
                 )
             self.stdout.write(f"    → {diagnosis.outcome or diagnosis.status}")
+            for approval in diagnosis.approvals.all():
+                if approval.status == ApprovalStatus.PENDING:
+                    url = settings.SITE_URL + reverse("admin:remediation_approvalrequest_change", args=[approval.pk])
+                    self.stdout.write(f"    decide it: {url}")
+            for execution in incident.executions.all():
+                where = execution.pull_request_url or execution.branch or execution.get_kind_display()
+                self.stdout.write(
+                    f"    execution #{execution.pk} {execution.status} ({where}): {execution.get_verification_display()}"
+                )
         if self._in_flight(service):
             self.stdout.write("Some diagnoses are still running.")
 

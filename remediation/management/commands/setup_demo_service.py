@@ -45,7 +45,10 @@ DEMO_PLAYBOOKS = [
 
 
 class Command(BaseCommand):
-    help = "Copy examples/shop into var/demo/shop-repo as a git repository (once) and register the `shop` Service."
+    help = (
+        "Copy examples/shop into var/demo/shop-repo as a git repository with a bare remote var/demo/shop.git "
+        "(once), and register the `shop` Service on that remote."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--target", default=str(settings.BASE_DIR / "var" / "demo" / "shop-repo"))
@@ -54,16 +57,23 @@ class Command(BaseCommand):
     def handle(self, *args, target, reset, **options):
         source = settings.BASE_DIR / "examples" / "shop"
         target = Path(target)
-        if reset and target.exists():
-            shutil.rmtree(target)
+        remote = target.with_name(target.name.removesuffix("-repo") + ".git")
+        if reset:
+            for path in (target, remote):
+                if path.exists():
+                    shutil.rmtree(path)
         if not (target / ".git").exists():
             create_repository(source, target)
             self.stdout.write(f"Created the demo service repository at {target}.")
+        if not (remote / "HEAD").exists():
+            # The shop's "origin": approved fixes are pushed here as branches, and merged here.
+            create_remote(target, remote)
+            self.stdout.write(f"Created its bare remote at {remote}.")
         service, _ = Service.objects.update_or_create(
             name=DEMO_SERVICE,
             defaults={
                 "description": "The example shop from examples/shop, with real bugs.",
-                "repository": str(target),
+                "repository": str(remote),
                 "default_branch": "main",
                 "test_command": "python -m pytest -q -p no:cacheprovider",
                 "health_check_url": "http://127.0.0.1:8000/healthz",
@@ -85,3 +95,16 @@ def create_repository(source: Path, target: Path) -> None:
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", "*.pyc"))
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], [*GIT_IDENTITY, "commit", "-q", "-m", "The shop"]):
         subprocess.run(["git", "-C", str(target), *args], check=True, capture_output=True, timeout=60)
+
+
+def create_remote(repository: Path, remote: Path) -> None:
+    """A bare clone of `repository` at `remote`, set as its `origin`."""
+    subprocess.run(
+        ["git", "clone", "-q", "--bare", str(repository), str(remote)], check=True, capture_output=True, timeout=60
+    )
+    subprocess.run(
+        ["git", "-C", str(repository), "remote", "add", "origin", str(remote)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
