@@ -7,7 +7,6 @@ import logging
 import os
 import re
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -25,30 +24,12 @@ from remediation.repositories import (
     resolve_commit,
 )
 from remediation.sandbox import patch_paths, patch_problems, run_patch
+from tests.sandbox_repos import commit_file, git, processes_with
 
 BUGGY_CALC = "def add(a, b):\n    return a - b\n"
 FIXED_CALC = "def add(a, b):\n    return a + b\n"
 TEST_CALC = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
 PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-
-
-def git(cwd: Path, *args: str) -> str:
-    completed = subprocess.run(
-        ["git", "-c", "user.name=Quench Test", "-c", "user.email=test@example.com", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return completed.stdout
-
-
-def commit_file(repo: Path, path: str, content: str, message: str) -> str:
-    (repo / path).parent.mkdir(parents=True, exist_ok=True)
-    (repo / path).write_text(content)
-    git(repo, "add", path)
-    git(repo, "commit", "-q", "-m", message)
-    return git(repo, "rev-parse", "HEAD").strip()
 
 
 @pytest.fixture
@@ -83,15 +64,6 @@ def assert_clean(repo: Path, sandbox_parent: Path) -> None:
 
 def fix_calc(new: str = FIXED_CALC) -> str:
     return unified_diff([FileChange("calc.py", BUGGY_CALC, new)])
-
-
-def alive(pid: int) -> bool:
-    """Whether `pid` is a running (not zombie) process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 # --- running patches ---------------------------------------------------------------------
@@ -172,22 +144,34 @@ def test_checkout_is_the_committed_branch_without_running_hooks(service_repo, sa
     assert list(sandbox_parent.iterdir()) == []
 
 
-def test_timeout_kills_the_whole_process_group(service_repo, sandbox_parent, tmp_path):
-    pid_file = tmp_path / "pids"
+def test_timeout_kills_the_whole_process_group(service_repo, sandbox_parent):
+    # Found by a token in their command lines: the sandbox can write nothing outside its checkout.
+    token = f"{time.time_ns()}"
     slow = (
-        "import os, subprocess, time\n"
-        'child = subprocess.Popen(["sleep", "300"])\n'
-        f"with open({str(pid_file)!r}, 'w') as handle:\n"
-        "    handle.write(f'{os.getpid()} {child.pid}')\n"
+        "import subprocess, sys, time\n"
+        'child = subprocess.Popen(["sleep", f"300.{sys.argv[1]}"])\n'
         "print('started', flush=True)\n"
         "time.sleep(300)\n"
     )
     diff = unified_diff([FileChange("slow.py", None, slow)])
+    seen = []
+    watching = threading.Event()
 
+    def watch() -> None:
+        while not watching.is_set():
+            seen.append(len(processes_with(token)))
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
     started = time.monotonic()
-    result = run_patch(
-        repository=str(service_repo), branch="main", diff=diff, argv=[sys.executable, "slow.py"], timeout=2
-    )
+    try:
+        result = run_patch(
+            repository=str(service_repo), branch="main", diff=diff, argv=[sys.executable, "slow.py", token], timeout=2
+        )
+    finally:
+        watching.set()
+        watcher.join()
     elapsed = time.monotonic() - started
 
     assert result.status == "timed_out"
@@ -195,11 +179,11 @@ def test_timeout_kills_the_whole_process_group(service_repo, sandbox_parent, tmp
     assert "2 s" in result.message
     assert "started" in result.output
     assert elapsed < 10
-    pids = [int(pid) for pid in pid_file.read_text().split()]
+    assert max(seen) >= 2  # the script and its sleep were running
     deadline = time.monotonic() + 5
-    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+    while processes_with(token) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not any(alive(pid) for pid in pids)
+    assert processes_with(token) == []
     assert_clean(service_repo, sandbox_parent)
 
 
