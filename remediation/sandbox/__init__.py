@@ -3,8 +3,9 @@
 - `patches`: the rules a patch must pass before anything is created (`patch_problems`,
   `path_problem`, `patch_paths`).
 - `runner`: the run itself (`run_patch` → `SandboxResult`): worktree, `git apply`, the
-  type check and the test command, limits, timeout, bounded output, clean-up
-  (`sweep_stale_sandboxes` for what killed workers left).
+  type check and the test command, clean-up (`sweep_stale_sandboxes` for what killed
+  workers left).
+- `process`: one command with its limits, timeout, process-group kill and bounded output.
 - `isolation`: bubblewrap (no network, read-only system, Quench's data and home hidden,
   own PID namespace) and whether it is available (`isolation_status`).
 - `typecheck`: when a type check runs and which of its errors a patch added.
