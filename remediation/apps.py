@@ -13,3 +13,10 @@ class RemediationConfig(AppConfig):
 
         incident_needs_attention.connect(diagnose_when_needed, dispatch_uid="remediation.diagnose")
         incident_transitioned.connect(supersede_on_transition, dispatch_uid="remediation.supersede")
+
+        from incidents.health import register_health_check
+        from remediation.sandbox import sandbox_health, warn_if_unisolated
+
+        # /healthz says "degraded" while fix attempts cannot run isolated; the log says so at start.
+        register_health_check("sandbox", sandbox_health, critical=False)
+        warn_if_unisolated()

@@ -1,5 +1,6 @@
 """/healthz checks the database, the queue and the scheduler; /metrics speaks Prometheus text."""
 
+import shutil
 from datetime import timedelta
 
 import pytest
@@ -27,6 +28,36 @@ def test_healthz_is_ok_with_a_recent_heartbeat(client, db):
 
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
+    assert response.json()["checks"]["sandbox"] == {"ok": True, "isolated": True, "bwrap": shutil.which("bwrap")}
+
+
+def test_healthz_is_degraded_while_sandbox_runs_cannot_be_isolated(client, db, settings, tmp_path):
+    heartbeat()
+    settings.QUENCH_SANDBOX_BWRAP = str(tmp_path / "no-such-bwrap")
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 200  # Quench works; fix attempts are refused
+    body = response.json()
+    assert body["status"] == "degraded"
+    sandbox = body["checks"]["sandbox"]
+    assert sandbox["ok"] is False
+    assert sandbox["isolated"] is False
+    assert "bubblewrap was not found" in sandbox["problem"]
+    assert "sandbox runs are refused" in sandbox["problem"]
+    assert body["reasons"] == [f"sandbox: {sandbox['problem']}"]
+
+    settings.QUENCH_SANDBOX_ALLOW_UNISOLATED = True
+    body = client.get("/healthz").json()
+    assert body["status"] == "degraded"
+    assert "NOT isolated" in body["checks"]["sandbox"]["problem"]
+
+    # A failing critical check still makes it unhealthy.
+    Heartbeat.objects.all().delete()
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["status"] == "unhealthy"
+    assert [reason.split(":")[0] for reason in response.json()["reasons"]] == ["scheduler", "sandbox"]
 
 
 def test_healthz_notices_a_silent_scheduler(client, db):

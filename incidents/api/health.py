@@ -1,4 +1,4 @@
-"""/healthz (database, queue, scheduler) and /metrics (Prometheus text)."""
+"""/healthz (database, queue, scheduler, and the checks other apps register) and /metrics (Prometheus text)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from incidents import metrics
+from incidents.health import registered_health_checks
 
 QUEUE_STUCK_AFTER = timedelta(minutes=5)
 SCHEDULER_SILENT_AFTER = timedelta(minutes=3)
@@ -49,14 +50,26 @@ def _check_scheduler() -> dict:
 
 @require_GET
 def healthz(request):
-    checks = {}
-    for name, check in (("database", _check_database), ("queue", _check_queue), ("scheduler", _check_scheduler)):
+    """ "ok" (200), "degraded" (200: a non-critical check fails, see "reasons") or "unhealthy" (503)."""
+    checks, critical = {}, {}
+    own = [("database", _check_database), ("queue", _check_queue), ("scheduler", _check_scheduler)]
+    everything = [(name, check, True) for name, check in own]
+    everything += [(added.name, added.check, added.critical) for added in registered_health_checks()]
+    for name, check, is_critical in everything:
         try:
             checks[name] = check()
         except Exception as exc:  # a health check reports failures, it must not become one
             checks[name] = {"ok": False, "problem": exc.__class__.__name__}
-    healthy = all(check["ok"] for check in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "unhealthy", "checks": checks}, status=200 if healthy else 503)
+        critical[name] = is_critical
+    failing = [name for name, result in checks.items() if not result["ok"]]
+    if any(critical[name] for name in failing):
+        status = "unhealthy"
+    else:
+        status = "degraded" if failing else "ok"
+    body = {"status": status, "checks": checks}
+    if failing:
+        body["reasons"] = [f"{name}: {checks[name].get('problem', 'failing')}" for name in failing]
+    return JsonResponse(body, status=503 if status == "unhealthy" else 200)
 
 
 @require_GET
