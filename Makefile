@@ -19,6 +19,7 @@ migrate: $(STAMP)
 	$(PY) manage.py migrate --no-input
 
 run: migrate
+	@bash scripts/ensure-sandbox.sh
 	$(PY) manage.py reembed --only-stale
 	$(PY) manage.py ensure_admin
 	$(PY) manage.py seed_demo
@@ -28,6 +29,7 @@ run: migrate
 
 test: $(STAMP)
 	@bash scripts/ensure-browser.sh
+	@bash scripts/ensure-sandbox.sh
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q -p no:cacheprovider
 
