@@ -45,8 +45,11 @@ logger = logging.getLogger(__name__)
 
 S = IncidentStatus
 REANALYZE = "reanalyze"
+MAX_LINE_NUMBER = 2_147_483_647  # PostgreSQL integer
 # A carried-out fix that did not hold: the next attempt must know it.
 FAILED_VERIFICATIONS = (VerificationStatus.RECURRED, VerificationStatus.FAILED)
+# Alerts that fire on purpose (Watchdog, dead man's switch): never diagnosed automatically.
+NEVER_DIAGNOSED_CATEGORIES = frozenset({"heartbeat"})
 # Wake-ups start a diagnosis only for an incident nobody is handling yet.
 AUTO_DIAGNOSE_FROM = frozenset({S.TRIGGERED, S.REGRESSED})
 # An engineer may ask again from any open state that is not already executing a fix.
@@ -91,6 +94,11 @@ def request_diagnosis(incident_id: int, *, trigger: str, actor: str = "quench") 
             allowed = REANALYZE_FROM
         else:
             allowed = AUTO_DIAGNOSE_FROM
+            if incident.category in NEVER_DIAGNOSED_CATEGORIES:
+                return None, False  # a heartbeat firing is the monitoring working, not a fault
+            since = incident.regressed_at or incident.first_seen
+            if trigger != "regressed" and incident.diagnoses.filter(created_at__gte=since).exists():
+                return None, False  # diagnosed in this life already: a spike is a human's to judge
         if incident.status not in allowed:
             return None, False
         try:
@@ -143,29 +151,78 @@ def reanalyze(incident_id: int, *, actor: str) -> tuple[Diagnosis, bool]:
 def run_diagnosis(diagnosis_id: int, *, provider: LLMProvider | None = None) -> str:
     """Diagnose, then start the remediation it recommends. Returns what happened, for the task result.
 
-    Safe to run twice: a diagnosis already answered is not asked again, and the next
-    step (fix attempts, proposal) is itself idempotent.
+    Safe to run twice: the diagnosis is claimed (queued → running) before the model is
+    asked, so a redelivered task finds it claimed and leaves it alone, unless the claim is
+    older than the queue's task timeout (its worker died). A diagnosis already answered is
+    not asked again, and the next step (fix attempts, proposal) is itself idempotent. Any
+    failure ends the diagnosis as failed with the error, and the incident leaves `diagnosing`.
     """
+    try:
+        return _run_diagnosis(diagnosis_id, provider=provider)
+    except Exception as exc:
+        logger.exception("diagnosis task failed", extra={"diagnosis_id": diagnosis_id})
+        fail_diagnosis(diagnosis_id, f"{type(exc).__name__}: {exc}")
+        return "failed"
+
+
+def _run_diagnosis(diagnosis_id: int, *, provider: LLMProvider | None) -> str:
     now = timezone.now()
-    Diagnosis.objects.filter(pk=diagnosis_id, status=DiagnosisStatus.QUEUED).update(
-        status=DiagnosisStatus.RUNNING, started_at=now, updated_at=now
+    stale = now - timedelta(seconds=settings.Q_CLUSTER["timeout"])
+    claimed = (
+        Diagnosis.objects.filter(pk=diagnosis_id)
+        .filter(
+            Q(status=DiagnosisStatus.QUEUED)
+            | Q(status=DiagnosisStatus.RUNNING, provider="") & (Q(started_at__isnull=True) | Q(started_at__lt=stale))
+        )
+        .update(status=DiagnosisStatus.RUNNING, started_at=now, updated_at=now)
     )
     diagnosis = Diagnosis.objects.select_related("incident").filter(pk=diagnosis_id).first()
     if diagnosis is None or diagnosis.status != DiagnosisStatus.RUNNING:
         return "not running"
+    if not diagnosis.provider and not claimed:
+        return "in progress elsewhere"
     if not _still_diagnosing(diagnosis):
         return "incident no longer diagnosing"
     provider = provider or get_llm_provider()
+    context = None
     if not diagnosis.provider:
-        try:
-            context, _ = build_context(diagnosis.incident)
-            result, used = _ask(provider, "diagnose", diagnosis, lambda p: p.diagnose(context))
-        except Exception as exc:
-            logger.exception("diagnosis failed", extra={"incident_id": diagnosis.incident_id})
-            _fail(diagnosis, f"{type(exc).__name__}: {exc}")
-            return "failed"
+        context, _ = build_context(diagnosis.incident)
+        result, used = _ask(provider, "diagnose", diagnosis, lambda p: p.diagnose(context))
         _store_diagnosis(diagnosis, result, used, context)
-    return _next_step(diagnosis)
+    return _next_step(diagnosis, context)
+
+
+def fail_diagnosis(diagnosis_id: int, error: str) -> None:
+    """A diagnosis or fix task failed: end the diagnosis as failed and give the incident back, with the error.
+
+    The incident leaves `diagnosing` for `triggered` (a human's queue; Reanalyze tries
+    again); it is not escalated, because nothing says a human is needed *now*.
+    """
+    diagnosis = Diagnosis.objects.filter(pk=diagnosis_id).first()
+    if diagnosis is None:
+        return
+    FixAttempt.objects.filter(
+        diagnosis=diagnosis, status__in=[FixAttemptStatus.GENERATING, FixAttemptStatus.TESTING]
+    ).update(status=FixAttemptStatus.ERROR, output=error[:4000], finished_at=timezone.now())
+    _finish(diagnosis, DiagnosisStatus.FAILED, outcome="failed: see the error", error=error[:4000])
+    _hand_back(
+        diagnosis.incident_id,
+        f"Diagnosis #{diagnosis.pk} failed: {error[:300]}. Reanalyze to try again.",
+        data={"diagnosis_id": diagnosis.pk},
+    )
+
+
+def _hand_back(incident_id: int, message: str, *, data: dict | None = None) -> None:
+    """The incident leaves `diagnosing` for a human's queue (`triggered`), saying why on the timeline."""
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().filter(pk=incident_id).first()
+        if incident is None:
+            return
+        if incident.status == S.DIAGNOSING:
+            apply_transition(incident, S.TRIGGERED, actor="quench", message=message[:2000])
+            incident.save(update_fields=["status", "updated_at"])
+        else:
+            record_activity(incident, ActivityKind.NOTE, message[:2000], data=data or {})
 
 
 def _ask(provider: LLMProvider, step: str, diagnosis: Diagnosis, call):
@@ -206,6 +263,13 @@ def _append_chain(diagnosis: Diagnosis, entry: dict) -> None:
     diagnosis.input_tokens, diagnosis.output_tokens = locked.input_tokens, locked.output_tokens
 
 
+def _line_number(value) -> int | None:
+    """A line number the database can hold; a traceback may carry anything (99999999999999999999)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if 0 < value <= MAX_LINE_NUMBER else None
+
+
 def _store_diagnosis(diagnosis: Diagnosis, result: DiagnosisResult, provider: LLMProvider, context) -> None:
     playbook = None
     if result.playbook_id and any(candidate["id"] == result.playbook_id for candidate in context.playbooks):
@@ -222,7 +286,7 @@ def _store_diagnosis(diagnosis: Diagnosis, result: DiagnosisResult, provider: LL
     diagnosis.evidence = [str(item) for item in result.evidence][:30]
     diagnosis.explanation = result.explanation
     diagnosis.culprit_file = result.culprit_file[:500]
-    diagnosis.culprit_line = result.culprit_line
+    diagnosis.culprit_line = _line_number(result.culprit_line)
     diagnosis.culprit_function = result.culprit_function[:200]
     diagnosis.category = result.category[:60]
     diagnosis.recommended_action = action
@@ -257,15 +321,44 @@ def _store_diagnosis(diagnosis: Diagnosis, result: DiagnosisResult, provider: LL
             incident.save(update_fields=["category", "updated_at"])
 
 
-def _next_step(diagnosis: Diagnosis) -> str:
+def _next_step(diagnosis: Diagnosis, context=None) -> str:
     if diagnosis.recommended_action == RecommendedAction.CODE_FIX:
         enqueue_fix_attempt(diagnosis.pk, diagnosis.attempts.count() + 1)
         return "fixing"
     if diagnosis.recommended_action == RecommendedAction.PLAYBOOK:
         propose_playbook(diagnosis.pk)
         return "playbook proposed"
-    escalate(diagnosis.pk, "the diagnosis found no safe automatic remediation")
-    return "escalated"
+    hand_to_human(diagnosis.pk, context=context)
+    return "diagnosed"
+
+
+def hand_to_human(diagnosis_id: int, *, context=None, reason: str = "") -> None:
+    """Nothing Quench can carry out fits (no repository, no traceback, an infrastructure alert).
+
+    The diagnosis ends as "diagnosed" with its hypothesis, the runbooks and playbooks that
+    match and a next step; the incident goes back to `triggered`, where a human picks it up.
+    Not an escalation: nothing failed, and nobody needs paging for it.
+    """
+    diagnosis = Diagnosis.objects.select_related("incident").get(pk=diagnosis_id)
+    if context is None:
+        context, _ = build_context(diagnosis.incident)
+    runbooks = [hit["title"] for hit in context.knowledge if hit.get("kind") == "runbook"][:3]
+    playbooks = [row["name"] for row in context.playbooks][:3]
+    if runbooks:
+        next_step = "follow the runbook “" + "”, “".join(runbooks) + "”"
+    elif playbooks:
+        next_step = "consider the playbook “" + "”, “".join(playbooks) + "”"
+    elif not context.has_repository and diagnosis.incident.exception_type:
+        next_step = "give the service a repository in Quench (Services) so that fixes can be written and tested"
+    else:
+        next_step = "investigate by hand; no runbook or playbook matches yet"
+    why = reason or ("no code fix applies" if not context.has_repository else "no automatic remediation fits")
+    _finish(diagnosis, DiagnosisStatus.SUCCEEDED, outcome=f"diagnosed, {why}: {next_step}")
+    _hand_back(
+        diagnosis.incident_id,
+        f"Diagnosed ({why}): {diagnosis.hypothesis[:400]} Next step: {next_step}.",
+        data={"diagnosis_id": diagnosis.pk, "runbooks": runbooks, "playbooks": playbooks},
+    )
 
 
 def _still_diagnosing(diagnosis: Diagnosis) -> bool:
@@ -282,18 +375,6 @@ def _finish(diagnosis: Diagnosis, status: str, *, outcome: str, error: str = "")
         status=status, outcome=outcome[:200], error=error, finished_at=timezone.now(), updated_at=timezone.now()
     )
     diagnosis.status, diagnosis.outcome = status, outcome[:200]
-
-
-def _fail(diagnosis: Diagnosis, error: str) -> None:
-    _finish(diagnosis, DiagnosisStatus.FAILED, outcome="escalated: the diagnosis failed", error=error[:4000])
-    _escalate_incident(diagnosis.incident_id, f"Diagnosis #{diagnosis.pk} failed ({error[:200]}); a human must look.")
-
-
-def escalate(diagnosis_id: int, reason: str) -> None:
-    """End the diagnosis without a proposal and hand the incident to a human, saying why."""
-    diagnosis = Diagnosis.objects.get(pk=diagnosis_id)
-    _finish(diagnosis, DiagnosisStatus.SUCCEEDED, outcome=f"escalated: {reason}")
-    _escalate_incident(diagnosis.incident_id, f"Escalated after diagnosis #{diagnosis.pk}: {reason}.")
 
 
 def _escalate_incident(incident_id: int, message: str, *, data: dict | None = None) -> None:
@@ -386,8 +467,18 @@ def run_fix_attempt(diagnosis_id: int, number: int, *, provider: LLMProvider | N
     """Write patch number `number`, test it in the sandbox, and propose it or let the critic plan the next.
 
     Idempotent: a finished attempt is not redone (a redelivered task only re-drives what
-    follows it), and an attempt interrupted mid-way is redone from its start.
+    follows it), and an attempt interrupted mid-way is redone from its start. A failure
+    nobody foresaw ends the diagnosis as failed with the error (see `fail_diagnosis`).
     """
+    try:
+        return _run_fix_attempt(diagnosis_id, number, provider=provider)
+    except Exception as exc:
+        logger.exception("fix attempt task failed", extra={"diagnosis_id": diagnosis_id, "attempt": number})
+        fail_diagnosis(diagnosis_id, f"Fix attempt {number}: {type(exc).__name__}: {exc}")
+        return "failed"
+
+
+def _run_fix_attempt(diagnosis_id: int, number: int, *, provider: LLMProvider | None) -> str:
     diagnosis = Diagnosis.objects.select_related("incident__service_record").filter(pk=diagnosis_id).first()
     if diagnosis is None or diagnosis.status != DiagnosisStatus.RUNNING:
         return "not running"
@@ -564,7 +655,7 @@ def propose_playbook(diagnosis_id: int) -> ApprovalRequest | None:
     diagnosis = Diagnosis.objects.select_related("incident__service_record", "playbook").get(pk=diagnosis_id)
     playbook = diagnosis.playbook
     if playbook is None:
-        escalate(diagnosis_id, "no playbook fits")
+        hand_to_human(diagnosis_id, reason="no playbook fits")
         return None
     summary = f"Run playbook “{playbook.name}”" + (f": {playbook.description}" if playbook.description else "")
     return request_approval(

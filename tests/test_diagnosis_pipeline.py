@@ -18,7 +18,7 @@ from django.utils import timezone
 from incidents.choices import IncidentStatus
 from incidents.models import Activity, Incident, IncidentWakeup
 from incidents.tasks import handle_wakeup
-from remediation import services
+from remediation import approvals, services
 from remediation.choices import ApprovalStatus, DiagnosisStatus, FixAttemptStatus
 from remediation.llm.base import PatchProposal
 from remediation.llm.offline import OfflineAnalyzer
@@ -47,7 +47,9 @@ def test_each_crash_class_reaches_a_tested_fix_awaiting_approval(shop, crash, sc
     assert diagnosis.context_summary["repository"] is True
     attempt = FixAttempt.objects.get(diagnosis=diagnosis, status=FixAttemptStatus.PASSED)
     assert attempt.patch.startswith("diff --git")
-    assert diagnosis.culprit_file in attempt.files_changed
+    # The fix is in a file of the traceback: the culprit's, or the caller's where the input enters.
+    traceback_files = [frame["filename"] for frame in incident.events.get().frames]
+    assert any(name.endswith("/" + path) for path in attempt.files_changed for name in traceback_files)
     assert "passed" in attempt.output
     approval = ApprovalRequest.objects.get(incident=incident)
     assert approval.status == ApprovalStatus.PENDING
@@ -160,16 +162,21 @@ def test_a_resolved_incident_stops_its_diagnosis(shop, crash):
     assert not FixAttempt.objects.exists()
 
 
-def test_an_alert_without_code_is_escalated_with_the_reason(db, post_json, make_integration):
+def test_an_alert_without_code_is_diagnosed_and_handed_to_a_human_without_escalation(db, post_json, make_integration):
     token = make_integration("generic").raw_token
     response = post_json("/api/v1/ingest/events", {"service": "billing", "title": "Disk almost full"}, token)
     incident_id = response.json()["results"][0]["incident_id"]
     handle_wakeup(IncidentWakeup.objects.get(incident_id=incident_id).pk)
     diagnosis = Diagnosis.objects.get(incident_id=incident_id)
 
-    assert drive(diagnosis.pk) == "escalated"
-    assert Incident.objects.get(pk=incident_id).status == IncidentStatus.ESCALATED
-    assert "no safe automatic remediation" in Diagnosis.objects.get(pk=diagnosis.pk).outcome
+    assert drive(diagnosis.pk) == "diagnosed"
+    diagnosis.refresh_from_db()
+    assert diagnosis.status == DiagnosisStatus.SUCCEEDED and diagnosis.hypothesis
+    assert diagnosis.outcome.startswith("diagnosed, no code fix applies: ")
+    incident = Incident.objects.get(pk=incident_id)
+    assert incident.status == IncidentStatus.TRIGGERED  # a human's queue, not escalated
+    handed = incident.timeline.filter(from_status=IncidentStatus.DIAGNOSING, to_status=IncidentStatus.TRIGGERED).get()
+    assert "Next step:" in handed.message
 
 
 def test_an_expired_approval_escalates_the_incident(shop, crash):
@@ -177,10 +184,10 @@ def test_an_expired_approval_escalates_the_incident(shop, crash):
     drive(Diagnosis.objects.get(incident=incident).pk)
     ApprovalRequest.objects.update(expires_at=timezone.now() - timedelta(minutes=1))
 
-    assert services.expire_overdue_approvals() == 1
+    assert approvals.expire_overdue_approvals() == 1
     assert ApprovalRequest.objects.get().status == ApprovalStatus.EXPIRED
     assert Incident.objects.get(pk=incident.pk).status == IncidentStatus.ESCALATED
-    assert services.expire_overdue_approvals() == 0
+    assert approvals.expire_overdue_approvals() == 0
 
 
 @pytest.mark.slow
