@@ -319,6 +319,8 @@ def test_quench_data_home_and_secret_files_are_hidden(settings, monkeypatch, tmp
     secret.write_text("s3cr3t")
     try:
         monkeypatch.setenv("SECRET_KEY_FILE", str(secret))
+        monkeypatch.setenv("Q_REDIS_URL_FILE", str(secret))
+        monkeypatch.setenv("SSL_CERT_FILE", "/etc/hostname")  # the system's, not a secret
         settings.QUENCH_SANDBOX_HIDE_PATHS = ["/srv/does-not-exist", "/etc/ssl/private"]
         directories, files = hidden_paths()
         args = bwrap_argv("bwrap", cwd=tmp_path, writable=[tmp_path])
@@ -329,6 +331,7 @@ def test_quench_data_home_and_secret_files_are_hidden(settings, monkeypatch, tmp
     assert base in directories
     assert os.path.realpath(Path.home()) in directories or Path.home() == Path("/")
     assert str(secret) in files
+    assert "/etc/hostname" not in files
     assert "/srv/does-not-exist" not in directories  # only what exists
     assert args[args.index(base) - 1] == "--tmpfs"
     # Quench's own Python stays usable, read-only, where the checkout (or home) would hide it.

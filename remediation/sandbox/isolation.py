@@ -8,7 +8,8 @@
 - hidden behind an empty read-only directory: Quench's BASE_DIR (its code, `.env`, and
   `var/` with the database, repository mirrors and static files), the home directory of
   the user running Quench, QUENCH_REPOSITORY_CACHE and QUENCH_SANDBOX_HIDE_PATHS; the
-  files named by `*_FILE` variables (secrets) cannot be read (/dev/null is mounted on them);
+  files secrets are read from (SECRET_KEY_FILE and other secrets' `*_FILE`) cannot be
+  read (/dev/null is mounted on them);
 - shown again read-only where a hidden directory holds them: the Python running Quench
   (its virtual environment and installation) and QUENCH_SANDBOX_READ_ONLY_PATHS;
 - writable: only the paths the caller binds (the checkout, the run's HOME and TMPDIR);
@@ -26,6 +27,7 @@ import contextlib
 import logging
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import sys
@@ -48,6 +50,7 @@ _EMPTIED = ("/run",)
 # Private and writable in the sandbox: fresh, empty mounts, not the host's directories.
 _PRIVATE = ("/tmp", "/dev/shm")  # noqa: S108
 _PROBE_TIMEOUT_SECONDS = 10
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|_URL$|_DSN$", re.IGNORECASE)
 
 _probes: dict[str, str] = {}  # bwrap path → "" when it works, else why not
 _probes_lock = threading.Lock()
@@ -171,8 +174,7 @@ def hidden_paths() -> tuple[list[str], list[str]]:
         os.environ.get("QUENCH_EMBEDDED_PGDATA", ""),
         *_home_directories(),
         *settings.QUENCH_SANDBOX_HIDE_PATHS,
-        # Secrets read from files (SECRET_KEY_FILE, ANTHROPIC_API_KEY_FILE, DATABASE_URL_FILE, ...).
-        *(value for name, value in os.environ.items() if name.endswith("_FILE")),
+        *_secret_files(),
     ]
     directories: set[str] = set()
     files: set[str] = set()
@@ -194,6 +196,20 @@ def hidden_paths() -> tuple[list[str], list[str]]:
     )
     covered = [*outermost, *emptied]
     return outermost, sorted(path for path in files if not any(_within(path, other) for other in covered))
+
+
+def _secret_files() -> list[str]:
+    """Files secrets are read from (`env_secret`'s NAME_FILE: SECRET_KEY_FILE, DATABASE_URL_FILE, ...).
+
+    Only those whose NAME is a setting or sounds like a secret: SSL_CERT_FILE and the like
+    are the system's, and tests may need them.
+    """
+    return [
+        value
+        for name, value in os.environ.items()
+        if name.endswith("_FILE")
+        and (hasattr(settings, name.removesuffix("_FILE")) or _SECRET_NAME.search(name.removesuffix("_FILE")))
+    ]
 
 
 def _home_directories() -> list[str]:
