@@ -13,7 +13,7 @@
 - shown again read-only where a hidden directory holds them: the Python running Quench
   (its virtual environment and installation) and QUENCH_SANDBOX_READ_ONLY_PATHS;
 - writable: only the paths the caller binds (the checkout, the run's HOME and TMPDIR);
-- no network at all (a new network namespace has only a loopback device, down), its own
+- no network (a new network namespace: its own loopback device and nothing else), its own
   System V IPC and host name; no capabilities. As root, the command itself runs as
   QUENCH_SANDBOX_UID, because the kernel does not apply the process limit to root.
 

@@ -199,6 +199,8 @@ def _run(
         return SandboxResult(ERROR, "No command to run (argv must be a non-empty list of strings).")
     if checker is not None and checker.mode not in (typecheck.AUTO, typecheck.ON, typecheck.OFF):
         return SandboxResult(ERROR, f'Unknown type check mode "{checker.mode}" (auto, on or off).')
+    if checker is not None and checker.argv and not _valid_argv(checker.argv):
+        return SandboxResult(ERROR, "The type checker's command must be a list of non-empty strings.")
     isolation = isolation_status()
     if not isolation.available and not settings.QUENCH_SANDBOX_ALLOW_UNISOLATED:
         return SandboxResult(
@@ -268,8 +270,6 @@ def _type_check_plan(checker: _Checker | None, worktree: Path, files_changed: li
         return [], "the type check is turned off for this service"
     if not checker.argv:
         return [], "no type checker is configured for this service"
-    if not _valid_argv(checker.argv):
-        return [], "the type checker's command is not a list of arguments"
     files = typecheck.python_files(worktree, files_changed)
     if not files:
         return [], "the patch changes no Python files"
