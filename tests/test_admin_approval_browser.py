@@ -85,7 +85,7 @@ def test_a_reviewer_rejects_with_feedback_and_sees_the_new_attempt(page, live_se
     page.reload()
     panel = page.locator("#diagnosis-panel")
     assert "Fix attempt 2" in panel.inner_text()
-    assert words in panel.inner_text()  # the rejected proposal, with its feedback
+    assert words in panel.locator(".attempt-rejected").inner_text()  # the rejected attempt says why
     if outcome == "proposed":
         new = ApprovalRequest.objects.get(fix_attempt=attempt)
         assert new.status == "pending"

@@ -58,17 +58,13 @@ class Command(BaseCommand):
         self._crash_the_shop(url, tokens[IntegrationKind.GENERIC])
 
     def _crash_the_shop(self, url: str, token: str) -> None:
-        """Run the example shop's failing requests for real (examples/trigger.py) against the demo copy."""
-        from remediation.models import Service
-
-        service = Service.objects.filter(name="shop").exclude(repository="").first()
-        if service is None:
-            self.stdout.write(
-                "No `shop` service with a repository: run `manage.py setup_demo_service` for the crashes."
-            )
+        """Run the example shop's failing requests for real (examples/trigger.py) in its demo working copy."""
+        shop = settings.BASE_DIR / "var" / "demo" / "shop-repo"
+        if not (shop / "shop" / "__init__.py").is_file():
+            self.stdout.write(f"No demo shop at {shop}: run `manage.py setup_demo_service` for the crashes.")
             return
         trigger = settings.BASE_DIR / "examples" / "trigger.py"
-        command = [sys.executable, str(trigger), "--url", url, "--service-root", service.repository]
+        command = [sys.executable, str(trigger), "--url", url, "--service-root", str(shop)]
         completed = subprocess.run(
             command, env={**os.environ, "QUENCH_TOKEN": token}, capture_output=True, text=True, timeout=120
         )
