@@ -208,3 +208,25 @@ def test_the_github_path_opens_one_pull_request_and_verifies_its_merge(
     stored += list(Incident.objects.get().timeline.values_list("message", flat=True))
     assert not any(token in value for value in stored)
     assert token not in caplog.text
+
+
+def test_outcome_fields_are_edited_in_the_admin_and_reach_the_knowledge_base(
+    published, client, django_user_model, django_capture_on_commit_callbacks
+):
+    execution, _, _ = published
+    client.force_login(django_user_model.objects.get(username="approver"))
+    url = f"/admin/remediation/execution/{execution.pk}/change/"
+    assert client.get(url).status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            url, {"effectiveness": "4", "outcome_feedback": "Held up.", "learning_notes": "Validate at the API."}
+        )
+    assert response.status_code == 302, response.content[:500]
+    execution.refresh_from_db()
+    assert (execution.effectiveness, execution.learning_notes) == (4, "Validate at the API.")
+    assert execution.branch  # read-only fields are untouched
+    from django_q.models import OrmQ
+
+    assert [task.func() for task in OrmQ.objects.all()] == ["remediation.tasks.record_fix_knowledge"]
+    response = client.post(url, {"effectiveness": "9", "outcome_feedback": "", "learning_notes": ""})
+    assert response.status_code == 200 and b"less than or equal to 5" in response.content
