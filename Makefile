@@ -15,7 +15,13 @@ $(STAMP): requirements/base.txt requirements/test.txt
 	$(PY) -m pip install --quiet -r requirements/test.txt
 	@touch $(STAMP)
 
-migrate: $(STAMP)
+# A local .env with a generated SECRET_KEY (kept across runs), so that manage.py, gunicorn and
+# the cluster work from a plain shell too. Production sets its own environment instead.
+.env:
+	@$(PYTHON) -c "import secrets; print('# Written by make run for local use; the environment wins over it.'); print('DEBUG=true'); print('SECRET_KEY=' + secrets.token_urlsafe(50))" > .env
+	@echo "Wrote .env (a generated SECRET_KEY and DEBUG=true for this checkout)."
+
+migrate: $(STAMP) .env
 	$(PY) manage.py migrate --no-input
 
 run: migrate

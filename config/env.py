@@ -52,3 +52,31 @@ def env_secret(name: str, default: str = "") -> str:
         except OSError as exc:
             raise ImproperlyConfigured(f"{name}_FILE points at {file_name!r}, which cannot be read: {exc}.") from None
     return os.environ.get(name, default)
+
+
+def load_env_file(path: Path) -> bool:
+    """Read `KEY=VALUE` lines of a `.env` file into the environment; True when the file was there.
+
+    What the environment already sets wins, so a real deployment's variables are never
+    overridden by a forgotten file. Blank lines and `#` comments are skipped; a value may be
+    quoted with ' or ". `make run` writes one with a generated SECRET_KEY for local use, so
+    `manage.py`, `gunicorn` and the cluster started from a plain shell find the same key.
+    """
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise ImproperlyConfigured(f"{path} exists but cannot be read: {exc.strerror}.") from None
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, separator, value = line.removeprefix("export ").partition("=")
+        name, value = name.strip(), value.strip()
+        if not separator or not name.isidentifier():
+            raise ImproperlyConfigured(f"{path}, line {number}: expected NAME=value, got {line[:60]!r}.")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        os.environ.setdefault(name, value)
+    return True

@@ -6,9 +6,13 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from config.database import embedded_database_settings, parse_database_url
-from config.env import env_bool, env_int, env_list, env_secret, env_str
+from config.env import env_bool, env_int, env_list, env_secret, env_str, load_env_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# A local `.env` (written by `make run`; QUENCH_ENV_FILE names another, empty: none) fills in
+# what the environment does not set.
+if _env_file := os.environ.get("QUENCH_ENV_FILE", str(BASE_DIR / ".env")):
+    load_env_file(Path(_env_file))
 
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_secret("SECRET_KEY")
