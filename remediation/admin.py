@@ -360,6 +360,23 @@ class ApprovalRequestAdmin(ReadOnlyAdmin):
         self.message_user(request, f"Expired {count} overdue approval(s).", messages.SUCCESS)
 
 
+EXECUTION_FIELDS = [
+    "incident_display",
+    "approval_display",
+    "kind",
+    "status",
+    "code_host",
+    "branch_display",
+    "commit_sha",
+    "steps_display",
+    "output",
+    "error",
+    "started_at",
+    "finished_at",
+]
+VERIFICATION_FIELDS = ["verification", "verification_note", "merged_at", "healthy_at", "quiet_until", "verified_at"]
+
+
 @admin.register(Execution)
 class ExecutionAdmin(admin.ModelAdmin):
     """What Quench carried out and how verification went; the outcome fields are the team's to fill in."""
@@ -380,51 +397,12 @@ class ExecutionAdmin(admin.ModelAdmin):
     search_fields = ["incident__title", "branch", "commit_sha", "pull_request_url"]
     actions = ["merge_local_branch"]
     fieldsets = [
-        (
-            None,
-            {
-                "fields": [
-                    "incident_display",
-                    "approval_display",
-                    "kind",
-                    "status",
-                    "code_host",
-                    "branch_display",
-                    "commit_sha",
-                    "steps_display",
-                    "output",
-                    "error",
-                    "started_at",
-                    "finished_at",
-                ]
-            },
-        ),
-        (
-            "Verification",
-            {"fields": ["verification", "verification_note", "merged_at", "healthy_at", "quiet_until", "verified_at"]},
-        ),
+        (None, {"fields": EXECUTION_FIELDS}),
+        ("Verification", {"fields": VERIFICATION_FIELDS}),
         ("Outcome (goes to the knowledge base)", {"fields": ["effectiveness", "outcome_feedback", "learning_notes"]}),
     ]
-    readonly_fields = [
-        "incident_display",
-        "approval_display",
-        "kind",
-        "status",
-        "code_host",
-        "branch_display",
-        "commit_sha",
-        "steps_display",
-        "output",
-        "error",
-        "started_at",
-        "finished_at",
-        "verification",
-        "verification_note",
-        "merged_at",
-        "healthy_at",
-        "quiet_until",
-        "verified_at",
-    ]
+    # Only the outcome is the team's to edit; what ran and what verification saw is the record.
+    readonly_fields = EXECUTION_FIELDS + VERIFICATION_FIELDS
 
     def has_add_permission(self, request):
         return False

@@ -45,6 +45,13 @@ class DiagnosisViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         return queryset
 
 
+DECISION_RESPONSES = {
+    200: ApprovalDetailSerializer,
+    403: OpenApiResponse(description="Not an approver."),
+    409: OpenApiResponse(description="No longer pending (decided, expired or superseded)."),
+}
+
+
 class CanReadApprovals(BasePermission):
     """Staff who may see incidents read approvals; deciding needs approve_remediation (checked by the service)."""
 
@@ -89,14 +96,7 @@ class ApprovalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def _decided(self, approval: ApprovalRequest) -> Response:
         return Response(ApprovalDetailSerializer(self.get_queryset().get(pk=approval.pk)).data)
 
-    @extend_schema(
-        request=ApproveSerializer,
-        responses={
-            200: ApprovalDetailSerializer,
-            403: OpenApiResponse(description="Not an approver."),
-            409: OpenApiResponse(description="No longer pending (decided, expired or superseded)."),
-        },
-    )
+    @extend_schema(request=ApproveSerializer, responses=DECISION_RESPONSES)
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
         """Approve the proposal: Quench publishes the fix (or runs the playbook) and verifies it."""
@@ -106,14 +106,7 @@ class ApprovalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         approvals.approve(approval.pk, user=request.user, note=serializer.validated_data["note"])
         return self._decided(approval)
 
-    @extend_schema(
-        request=RejectSerializer,
-        responses={
-            200: ApprovalDetailSerializer,
-            403: OpenApiResponse(description="Not an approver."),
-            409: OpenApiResponse(description="No longer pending (decided, expired or superseded)."),
-        },
-    )
+    @extend_schema(request=RejectSerializer, responses=DECISION_RESPONSES)
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
         """Reject with feedback; a code fix gets a new attempt that must act on it."""
