@@ -165,30 +165,30 @@ def _publish(execution: Execution) -> str:
         if published.pull_request_url
         else f"branch {published.branch} pushed ({published.commit_sha[:12]})"
     )
-    with transaction.atomic():
-        incident = Incident.objects.select_for_update().get(pk=execution.incident_id)
-        _finish(
-            execution,
-            ExecutionStatus.SUCCEEDED,
-            code_host=host.name,
-            branch=published.branch,
-            commit_sha=published.commit_sha,
-            pull_request_url=published.pull_request_url,
-            pull_request_number=published.pull_request_number,
-            verification=VerificationStatus.AWAITING_MERGE,
-            output=f"{where} in {int((time.monotonic() - started) * 1000)} ms",
-            verification_note=f"Waiting for {published.branch} to be merged into {change.default_branch}.",
-        )
-        if incident.status == S.REMEDIATING:
-            apply_transition(
-                incident,
-                S.VERIFYING,
-                actor="quench",
-                message=f"Fix published: {where}. Verification waits for the merge.",
-            )
-            incident.save(update_fields=["status", "updated_at"])
+    _succeeded(
+        execution,
+        f"Fix published: {where}. Verification waits for the merge.",
+        code_host=host.name,
+        branch=published.branch,
+        commit_sha=published.commit_sha,
+        pull_request_url=published.pull_request_url,
+        pull_request_number=published.pull_request_number,
+        verification=VerificationStatus.AWAITING_MERGE,
+        output=f"{where} in {int((time.monotonic() - started) * 1000)} ms",
+        verification_note=f"Waiting for {published.branch} to be merged into {change.default_branch}.",
+    )
     logger.info("fix published", extra={"incident_id": execution.incident_id, "branch": published.branch})
     return "published"
+
+
+def _succeeded(execution: Execution, message: str, **fields) -> None:
+    """The execution did its part: record it and move the incident on to verification."""
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().get(pk=execution.incident_id)
+        _finish(execution, ExecutionStatus.SUCCEEDED, **fields)
+        if incident.status == S.REMEDIATING:
+            apply_transition(incident, S.VERIFYING, actor="quench", message=message)
+            incident.save(update_fields=["status", "updated_at"])
 
 
 def _failed(execution: Execution, error: str) -> None:
@@ -248,29 +248,18 @@ def _run_playbook(execution: Execution) -> str:
         if not ok:
             _failed(execution, f"Playbook step {position} ({record['name']}) failed: {output[:300]}")
             return "failed"
-    window = timedelta(seconds=settings.QUENCH_VERIFY_WINDOW_SECONDS)
     now = timezone.now()
-    with transaction.atomic():
-        incident = Incident.objects.select_for_update().get(pk=execution.incident_id)
-        _finish(
-            execution,
-            ExecutionStatus.SUCCEEDED,
-            steps=steps,
-            output=f"{len(steps)} step(s) succeeded",
-            verification=VerificationStatus.QUIET_WINDOW,
-            healthy_at=now,
-            quiet_until=now + window,
-            verification_note=f"Its check steps passed; watching for a recurrence until {now + window:%H:%M:%S} UTC.",
-        )
-        if incident.status == S.REMEDIATING:
-            apply_transition(
-                incident,
-                S.VERIFYING,
-                actor="quench",
-                message=f"Playbook “{approval.playbook.name}” ran ({len(steps)} steps); watching for a recurrence.",
-                now=now,
-            )
-            incident.save(update_fields=["status", "updated_at"])
+    quiet_until = now + timedelta(seconds=settings.QUENCH_VERIFY_WINDOW_SECONDS)
+    _succeeded(
+        execution,
+        f"Playbook “{approval.playbook.name}” ran ({len(steps)} steps); watching for a recurrence.",
+        steps=steps,
+        output=f"{len(steps)} step(s) succeeded",
+        verification=VerificationStatus.QUIET_WINDOW,
+        healthy_at=now,
+        quiet_until=quiet_until,
+        verification_note=f"Its check steps passed; watching for a recurrence until {quiet_until:%H:%M:%S} UTC.",
+    )
     return "playbook ran"
 
 
