@@ -108,43 +108,59 @@ def _apply(repo: Path, diff: str) -> None:
 
 
 SCENARIOS = {
+    # run.py prints the result: None is not a value these functions may hand it, and nothing documents a default.
     "payments": {
         "culprit": ("shop/payments.py", 11, "charge"),
         "explanation": "KeyError",
         "hypothesis": "payments.charge reads order[\"currency\"] but order has no 'currency' key "
         "(KeyError at shop/payments.py:11).",
-        "changed": '+    currency = order.get("currency", "")',  # "" because it is formatted into a string
-        "test": "tests/test_quench_regression_charge.py",
+        "changed": "+        raise PaymentError(\"charge(): order is missing 'currency'\")",  # the module's own error
+        "strategy": "key_guard_raise",
+        "risk": "medium",  # a currency is money: a default would be high, a clear error is medium
+        "outcome": "PaymentError: charge(): order is missing 'currency'",
+        "test": "tests/test_quench_replay_charge.py",
     },
     "users": {
         "culprit": ("shop/users.py", 7, "first_email"),
         "explanation": "IndexError",
         "hypothesis": "users.first_email reads users[0] but users is empty (IndexError at shop/users.py:7).",
-        "changed": '+    return (users[0]["email"].lower() if users else None)',
-        "test": "tests/test_quench_regression_first_email.py",
+        "changed": '+        raise ValueError("first_email(): users is empty")',
+        "strategy": "index_guard_raise",
+        "risk": "medium",
+        "outcome": "ValueError: first_email(): users is empty",
+        "test": "tests/test_quench_replay_first_email.py",
     },
     "stats": {
         "culprit": ("shop/stats.py", 7, "average"),
         "explanation": "ZeroDivisionError",
         "hypothesis": "stats.average divides by len(values) in total / len(values), and values was empty "
         "(ZeroDivisionError at shop/stats.py:7).",
-        "changed": "+    return round((total / len(values) if values else 0), 2)",
-        "test": "tests/test_quench_regression_average.py",
+        "changed": "+    return round((total / len(values) if values else 0), 2)",  # the mean of nothing is 0
+        "strategy": "zero_default",
+        "risk": "low",
+        "outcome": "",
+        "test": "tests/test_quench_replay_average.py",
     },
     "profile": {
         "culprit": ("shop/profile.py", 11, "display_name"),
         "explanation": "AttributeError on None",
         "hypothesis": "profile.display_name uses user.name but user is None (AttributeError at shop/profile.py:11).",
-        "changed": "+    return (user.name.title() if user is not None else None)",
-        "test": "tests/test_quench_regression_display_name.py",
+        "changed": '+        raise ValueError("display_name(): user is None")',
+        "strategy": "none_guard_raise",
+        "risk": "medium",
+        "outcome": "ValueError: display_name(): user is None",
+        "test": "tests/test_quench_replay_display_name.py",
     },
     "settings": {
         "culprit": ("shop/config.py", 6, "database_port"),
         "explanation": "TypeError on None",
         "hypothesis": 'config.database_port reads settings["port"] but settings is None '
         "(TypeError at shop/config.py:6).",
-        "changed": '+    return int((settings["port"] if settings is not None else 0))',
-        "test": "tests/test_quench_regression_database_port.py",
+        "changed": '+        raise ValueError("database_port(): settings is None")',  # no port 0: that is invented
+        "strategy": "none_guard_raise",
+        "risk": "medium",
+        "outcome": "ValueError: database_port(): settings is None",
+        "test": "tests/test_quench_replay_database_port.py",
     },
 }
 
@@ -162,13 +178,14 @@ def test_real_crash_is_diagnosed_patched_and_the_patch_fixes_it(tmp_path, fixtur
     assert diagnosis.explanation.startswith(expected["explanation"] + ": ")
     assert diagnosis.category == "code_bug"
     assert diagnosis.recommended_action == "code_fix"
-    assert diagnosis.risk_level == "low"
+    assert diagnosis.risk_level == expected["risk"]
     assert diagnosis.playbook_id is None
     assert 0.5 < diagnosis.confidence <= 0.95
     path, line, function = expected["culprit"]
     assert diagnosis.evidence[0].startswith(f"{path}:{line} in {function}: ")
     assert diagnosis.evidence[1] == f"{context.exception_type}: {context.exception_value}"
     assert "Happened 3 times" in diagnosis.evidence
+    assert any(item.startswith("The replay must ") for item in diagnosis.evidence)
     assert diagnosis.usage.provider == "offline" and diagnosis.usage.step == "diagnose"
 
     proposal = analyzer.propose_patch(context, diagnosis, [])
@@ -177,11 +194,17 @@ def test_real_crash_is_diagnosed_patched_and_the_patch_fixes_it(tmp_path, fixtur
     assert proposal.files_changed == [path, expected["test"]]
     assert changed_paths(proposal.diff) == [path, expected["test"]]
     assert expected["changed"] in proposal.diff.splitlines()
-    assert proposal.summary.startswith("Strategy ")
+    assert proposal.summary.startswith(f"Strategy {expected['strategy']} ")
+    assert f"Risk {expected['risk']}" in proposal.summary
     assert proposal.usage.step == "patch"
 
     _apply(repo, proposal.diff)
-    assert _run(repo).returncode == 0  # the crash is gone
+    after_run = _run(repo)  # the crash is gone: a result, or the clear error the rules call for
+    assert context.exception_type not in after_run.stderr
+    if expected["outcome"]:
+        assert after_run.stderr.strip().splitlines()[-1].endswith(expected["outcome"])
+    else:
+        assert after_run.returncode == 0
     after = _pytest(repo, expected["test"])
     assert after.returncode == 0, after.stdout
 
@@ -190,7 +213,7 @@ def test_real_crash_is_diagnosed_patched_and_the_patch_fixes_it(tmp_path, fixtur
     (repo / path).write_text(original)
     before = _pytest(repo, expected["test"])
     assert before.returncode == 1, before.stdout
-    assert context.exception_type in before.stdout
+    assert f"QUENCH REPLAY [still-crashes]: {function}() still raises {context.exception_type}" in before.stdout
 
     # The critic reads that real failing run.
     attempt = AttemptRecord(number=1, patch=proposal.diff, status="failed", output=before.stdout, exit_code=1)
@@ -224,7 +247,7 @@ def test_call_without_a_timeout_gets_one_where_it_is_made(tmp_path):
     assert proposal.files_changed == ["shop/sync.py"]
     assert "+    response = fetch(INVENTORY_URL, timeout=10)" in proposal.diff.splitlines()
     assert not proposal.adds_regression_test
-    assert "No regression test: reproducing a timeout needs the slow dependency itself." in proposal.summary
+    assert "No replay test: reproducing a timeout needs the slow dependency itself." in proposal.summary
     _apply(repo, proposal.diff)
     assert _run(repo).stdout.strip() == "2"
 
@@ -237,57 +260,40 @@ def test_call_without_a_timeout_gets_one_where_it_is_made(tmp_path):
     assert "Playbook candidate: restart-inventory: category timeout" in diagnosis.evidence
 
 
-def test_failed_attempt_is_critiqued_and_the_next_attempt_follows_the_critic(tmp_path):
-    """The service's own test says an order without a currency must be refused: .get() breaks it."""
-    strict_test = (
-        "import pytest\n\n"
-        "from shop.payments import charge\n\n\n"
-        "def test_charge_formats_amount_and_currency():\n"
-        '    assert charge({"amount": 5, "currency": "EUR"}) == "500 EUR"\n\n\n'
-        "def test_charge_refuses_an_order_without_currency():\n"
-        "    with pytest.raises(Exception):\n"
-        '        charge({"amount": 5})\n'
+def test_a_failed_attempt_is_critiqued_and_the_next_attempt_follows_the_critic(tmp_path):
+    """The service's own test says the mean of no values is "no mean" (None): the in-place 0 breaks it."""
+    none_for_empty = (
+        "from shop.stats import average\n\n\ndef test_the_mean_of_nothing_is_none():\n    assert average([]) is None\n"
     )
-    repo = _make_repo(tmp_path, "payments", {"tests/test_payments.py": strict_test})
+    repo = _make_repo(tmp_path, "stats", {"tests/test_stats.py": none_for_empty})
     context = _context(repo, _crash(repo))
     analyzer = OfflineAnalyzer()
     diagnosis = analyzer.diagnose(context)
 
     first = analyzer.propose_patch(context, diagnosis, [])
-    assert first.summary.startswith("Strategy key_default ")
+    assert first.summary.startswith("Strategy zero_default ")
     _apply(repo, first.diff)
     run = _pytest(repo)
     assert run.returncode == 1
     attempt = AttemptRecord(number=1, patch=first.diff, status="failed", output=run.stdout, exit_code=1)
 
     feedback = analyzer.critique(context, diagnosis, attempt)
-    assert feedback.what_failed.startswith(
-        "1 test failed: tests/test_payments.py::test_charge_refuses_an_order_without_currency"
+    assert feedback.what_failed.startswith("1 test failed: tests/test_stats.py::test_the_mean_of_nothing_is_none")
+    assert "existing tests (tests/test_stats.py::test_the_mean_of_nothing_is_none) fail after zero_default" in (
+        feedback.why
     )
-    assert "DID NOT RAISE" in feedback.what_failed
-    assert (
-        "tests/test_payments.py::test_charge_refuses_an_order_without_currency expects Exception for this input, "
-        "but key_default (read the key with .get() and a default that fits how it is used) now handles the input "
-        "without raising"
-    ) in feedback.why
-    assert feedback.next_attempt_must.startswith("keep raising for this input: use key_guard_raise")
+    assert "next is zero_guard_raise" in feedback.next_attempt_must
 
     attempt.critic_feedback = (
         f"WHAT FAILED: {feedback.what_failed}\nWHY: {feedback.why}\nNEXT ATTEMPT MUST: {feedback.next_attempt_must}"
     )
     second = analyzer.propose_patch(context, diagnosis, [attempt])
-    assert second.summary.startswith("Strategy key_guard_raise ")  # skips the early return: the tests want an error
-    assert "Chosen because the tests expect this input to raise." in second.summary
-    assert "+        raise PaymentError(\"charge(): order has no 'currency' key\")" in second.diff.splitlines()
-    _git(repo, "apply", "-R", str(repo.parent / "fix.patch"))  # back to the base commit
-    _apply(repo, second.diff)
-    run = _pytest(repo)
-    assert run.returncode == 0, run.stdout
-    assert "3 passed" in run.stdout
+    assert second.summary.startswith("Strategy zero_guard_raise ")
+    assert second.diff != first.diff
 
 
 def test_strategy_sequence_follows_history_until_exhausted(tmp_path):
-    repo = _make_repo(tmp_path, "users")
+    repo = _make_repo(tmp_path, "stats")
     context = _context(repo, _crash(repo))
     analyzer = OfflineAnalyzer()
     diagnosis = analyzer.diagnose(context)
@@ -299,20 +305,21 @@ def test_strategy_sequence_follows_history_until_exhausted(tmp_path):
             break
         names.append(proposal.summary.split(" ", 2)[1])
         history.append(AttemptRecord(number=number, patch=proposal.diff, status="failed", output="1 failed"))
-    assert names == ["index_default", "index_guard_return", "index_guard_raise"]
+    # zero_guard_return is refused: run.py prints the mean, so None is not a value average() may return.
+    assert names == ["zero_default", "zero_guard_raise"]
     assert analyzer.propose_patch(context, diagnosis, history) is None
 
     # A sandbox error proves nothing about a strategy: it is offered again.
     errored = [dataclasses.replace(history[0], status="error")]
-    assert analyzer.propose_patch(context, diagnosis, errored).summary.startswith("Strategy index_default ")
+    assert analyzer.propose_patch(context, diagnosis, errored).summary.startswith("Strategy zero_default ")
 
     # A reviewer who wants an error gets the raising guard next.
     rejected = [dataclasses.replace(history[0], status="passed", reviewer_feedback="Don't hide this; raise an error.")]
-    assert analyzer.propose_patch(context, diagnosis, rejected).summary.startswith("Strategy index_guard_raise ")
+    assert analyzer.propose_patch(context, diagnosis, rejected).summary.startswith("Strategy zero_guard_raise ")
 
     feedback = analyzer.critique(context, diagnosis, rejected[0])
     assert feedback.what_failed == "A reviewer rejected attempt 1: Don't hide this; raise an error."
-    assert "next is index_guard_return" in feedback.next_attempt_must
+    assert "next is zero_guard_raise" in feedback.next_attempt_must
 
 
 def test_same_input_same_answer(tmp_path):
@@ -439,7 +446,7 @@ def test_critique_of_other_statuses(tmp_path):
     timed_out = AttemptRecord(number=1, patch=patch, status="timed_out", output="sandbox: timed out after 120 s")
     feedback = analyzer.critique(context, diagnosis, timed_out)
     assert feedback.what_failed.startswith("The test run timed out after 120 s")
-    assert "next is zero_guard_return" in feedback.next_attempt_must
+    assert "next is zero_guard_raise" in feedback.next_attempt_must
 
     existing_broken = AttemptRecord(
         number=1,
@@ -469,7 +476,7 @@ def test_critique_of_other_statuses(tmp_path):
         "in place: the result is 0 when it is 0): the change altered behaviour they rely on"
     )
     assert feedback.next_attempt_must == (
-        "preserve what those tests assert; next is zero_guard_return: return early when the denominator is zero"
+        "preserve what those tests assert; next is zero_guard_raise: raise a clear error when the denominator is zero"
     )
 
 
@@ -557,7 +564,11 @@ def test_culprit_line_is_found_when_the_default_branch_moved(tmp_path):
     assert "The traceback says line 11; that code is at line 13 on the default branch" in diagnosis.evidence
     proposal = OfflineAnalyzer().propose_patch(context, diagnosis, [])
     _apply(repo, proposal.diff)
-    assert '    currency = order.get("currency", "")\n' in (repo / "shop/payments.py").read_text()
+    assert (
+        '    if "currency" not in order:\n'
+        "        raise PaymentError(\"charge(): order is missing 'currency'\")\n"
+        '    currency = order["currency"]\n'
+    ) in (repo / "shop/payments.py").read_text()
 
 
 DEGENERATE = [

@@ -1,4 +1,7 @@
-"""libcst fixes for crash classes: each rewrite parses, stops the crash, and leaves other code untouched."""
+"""libcst fixes for crash classes: each rewrite parses, stops the crash, and leaves other code untouched.
+
+Also the failing input the replay test rebuilds from a function's code (`replay`), for single files.
+"""
 
 import ast
 import asyncio
@@ -7,6 +10,7 @@ import textwrap
 import pytest
 
 from remediation.llm.offline import replay, rewrites, sites
+from remediation.llm.offline.contracts import Sources
 
 
 def _source(text: str) -> str:
@@ -93,7 +97,7 @@ def test_key_guards_return_early_or_raise_the_modules_own_error():
     assert _check(CHARGE, early, "charge({'amount': 2})", KeyError) is None
 
     raising = fixes["key_guard_raise"].new_source
-    assert "raise PaymentError(\"charge(): order has no 'currency' key\")" in raising
+    assert "raise PaymentError(\"charge(): order is missing 'currency'\")" in raising
     with pytest.raises(Exception) as error:
         _check(CHARGE, raising, "charge({'amount': 2})", KeyError)
     assert type(error.value).__name__ == "PaymentError"
@@ -353,7 +357,6 @@ def test_timeout_keyword_is_added_keeping_a_multiline_call_layout():
     assert list(fixes) == ["timeout_keyword", "timeout_generous"]
     assert '        params={"page": 1},\n        timeout=10,\n    )\n' in fixes["timeout_keyword"].new_source
     assert "timeout=30," in fixes["timeout_generous"].new_source
-    assert fixes["timeout_keyword"].no_test_reason == "reproducing a timeout needs the slow dependency itself"
 
 
 @pytest.mark.parametrize(
@@ -445,7 +448,29 @@ def test_crash_class_mapping():
     assert sites.crash_class("psycopg.errors.QueryCanceled", "canceling statement due to statement timeout") is None
 
 
-# --- Regression tests ------------------------------------------------------------------------
+# --- The failing input, rebuilt for the replay test -----------------------------------------
+
+
+def _replay(source: str, line: int, exception_type: str, exception_value: str, function: str, **kwargs):
+    """The replay of a crash in a one-file service at `svc/mod.py` (its entry point is the culprit)."""
+    path = kwargs.pop("path", "svc/mod.py")
+    _, target = sites.locate(source, line, exception_type, exception_value, None)
+    return replay.plan_replay(
+        Sources({path: source}),
+        [replay.Frame(path, line, function)],
+        target,
+        event=kwargs.pop("event", {}),
+        expect=kwargs.pop("expect", replay.SERVE),
+        why="",
+        must_name=(),
+        exception=exception_type,
+        exception_value=exception_value,
+    )
+
+
+def _call(planned) -> str:
+    """The entry call as code that runs in the snippet's own namespace."""
+    return planned.entry.call.replace("entry_mod.", "")
 
 
 def test_regression_input_keeps_the_other_keys_the_function_reads():
@@ -457,14 +482,12 @@ def test_regression_input_keeps_the_other_keys_the_function_reads():
             return customer["name"].upper(), lines, total, order["currency"]
         """
     )
+    planned = _replay(source, 4, "KeyError", "'currency'", "invoice")
+    assert planned.entry.call == "entry_mod.invoice(order={'items': [], 'amount': 1}, customer={'name': 'x'})"
+    with pytest.raises(KeyError):
+        _run(source, _call(planned))
     fix = _fixes(source, 4, "KeyError", "'currency'")["key_default"]
-    call = fix.regression
-    assert call.function == "invoice"
-    assert dict(call.keywords) == {
-        "order": "{'items': [], 'amount': 1}",
-        "customer": "{'name': 'x'}",
-    }
-    assert _run(fix.new_source, call.call_source())[3] is None
+    assert _run(fix.new_source, _call(planned))[3] is None
 
 
 def test_regression_input_through_a_loop_variable():
@@ -477,26 +500,28 @@ def test_regression_input_through_a_loop_variable():
             return result
         """
     )
-    fix = _fixes(source, 4, "KeyError", "'rate'")["key_guard_return"]
-    assert fix.regression.keywords == (("orders", "[{'amount': 1}]"),)
+    planned = _replay(source, 4, "KeyError", "'rate'", "totals")
+    assert planned.entry.call == "entry_mod.totals(orders=[{'amount': 1}])"
     with pytest.raises(KeyError):
-        _run(source, fix.regression.call_source())
-    assert _run(fix.new_source, fix.regression.call_source()) == []
+        _run(source, _call(planned))
+    fix = _fixes(source, 4, "KeyError", "'rate'")["key_guard_return"]
+    assert fix.skips_item
+    assert _run(fix.new_source, _call(planned)) == []
 
 
-def test_regression_test_file_imports_the_module_by_its_path():
-    fix = _fixes(FIRST, 3, "IndexError", "list index out of range")["index_guard_raise"]
-    path, content = replay.regression_test_file(
-        fix, "src/accounts/users.py", "IndexError", "list index out of range", test_command="pytest -q tests/unit"
+def test_replay_test_file_imports_the_entry_module_by_its_path():
+    planned = _replay(FIRST, 3, "IndexError", "list index out of range", "first_email", path="src/accounts/users.py")
+    path, content = replay.replay_test_file(
+        planned, Sources({"src/accounts/users.py": FIRST}), test_command="pytest -q tests/unit"
     )
-    assert path == "tests/unit/test_quench_regression_first_email.py"
-    assert 'importlib.import_module("accounts.users")' in content
+    assert path == "tests/unit/test_quench_replay_first_email.py"
+    assert 'entry_users = importlib.import_module("accounts.users")' in content
     assert 'Path(__file__).resolve().parents[2] / "src"' in content
-    assert "with self.assertRaises(ValueError):\n            target.first_email(users=[])" in content
+    assert "lambda: entry_users.first_email(users=[])" in content
     ast.parse(content)
 
 
-def test_no_regression_test_and_the_reason():
+def test_what_cannot_be_replayed_says_why():
     method = _source(
         """
         class Cart:
@@ -504,20 +529,13 @@ def test_no_regression_test_and_the_reason():
                 return sum(items) / len(items)
         """
     )
-    fix = _fixes(method, 3, "ZeroDivisionError", "division by zero")["zero_default"]
-    assert fix.regression is None
-    assert "method" in fix.no_test_reason
-    local = _fixes("def f():\n    d = {}\n    return d['x']\n", 3, "KeyError", "'x'")["key_guard_raise"]
-    assert "does not come from a parameter" in local.no_test_reason
-    script = _fixes("def f(d):\n    return d['x']\n\nf({})\n", 2, "KeyError", "'x'")["key_guard_raise"]
-    reason = replay.regression_test_file(script, "job.py", "KeyError", "'x'")
-    assert "runs its own code" in reason
-    assert "not importable" in replay.regression_test_file(
-        _fixes(FIRST, 3, "IndexError", "list index out of range")["index_default"],
-        "my-service/users.py",
-        "IndexError",
-        "list index out of range",
+    assert "method" in _replay(method, 3, "ZeroDivisionError", "division by zero", "total")
+    local = _replay("def f():\n    d = {}\n    return d['x']\n", 3, "KeyError", "'x'", "f")
+    assert "does not come from a parameter" in local or "state" in local
+    assert "not importable" in _replay(
+        FIRST, 3, "IndexError", "list index out of range", "first_email", path="my-service/users.py"
     )
+    assert replay.runs_code_on_import("def f(d):\n    return d['x']\n\nf({})\n")
 
 
 def test_guard_uses_the_modules_own_indentation():
@@ -532,11 +550,12 @@ def test_guard_uses_the_modules_own_indentation():
 
 def test_async_functions_are_called_through_asyncio_run():
     source = "async def load(rows):\n    return rows[0]\n"
-    fix = _fixes(source, 2, "IndexError", "list index out of range")["index_default"]
-    assert fix.regression.call_source("target") == "asyncio.run(target.load(rows=[]))"
-    path, content = replay.regression_test_file(fix, "jobs/load.py", "IndexError", "list index out of range")
-    assert path == "tests/test_quench_regression_load.py"
+    planned = _replay(source, 2, "IndexError", "list index out of range", "load", path="jobs/load.py")
+    assert planned.entry.call == "asyncio.run(entry_load.load(rows=[]))"
+    path, content = replay.replay_test_file(planned, Sources({"jobs/load.py": source}))
+    assert path == "tests/test_quench_replay_load.py"
     assert "import asyncio\n" in content
+    fix = _fixes(source, 2, "IndexError", "list index out of range")["index_default"]
     scope = {}
     exec(compile(fix.new_source, "<snippet>", "exec"), scope)  # noqa: S102
     assert asyncio.run(scope["load"]([])) is None
@@ -571,7 +590,10 @@ def test_a_none_returned_by_a_call_is_kept_in_a_local_first():
     assert fixes["none_default"].change.startswith("find_customer(customer_id) is kept in customer first; ")
     for fix in found.fixes[:2]:
         assert _check(source, fix.new_source, "customer_email(7)", AttributeError) is None
-    assert "does not come from a parameter" in fixes["none_default"].no_test_reason
+    # The None comes from state, and there is no recorded request: nothing to replay.
+    assert "state" in _replay(
+        source, 10, "AttributeError", "'NoneType' object has no attribute 'email'", "customer_email"
+    )
 
 
 def test_the_default_fits_where_an_assigned_value_is_used_next():
@@ -585,5 +607,6 @@ def test_the_default_fits_where_an_assigned_value_is_used_next():
     )
     fix = _fixes(source, 2, "KeyError", "'currency'")["key_default"]
     assert 'currency = order.get("currency", "")' in fix.new_source
-    assert fix.regression.keywords == (("order", "{'count': 1}"),)
-    assert _check(source, fix.new_source, fix.regression.call_source(), KeyError) == "2 "
+    planned = _replay(source, 2, "KeyError", "'currency'", "label")
+    assert planned.entry.call == "entry_mod.label(order={'count': 1})"
+    assert _check(source, fix.new_source, _call(planned), KeyError) == "2 "

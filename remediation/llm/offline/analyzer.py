@@ -5,12 +5,16 @@ context always gives the same answer) from what the traceback and the repository
 
 - `diagnose` finds the culprit frame (the deepest in-app frame found in the repository),
   reads its line, explains the exception class (`remediation.explanations`), finds the
-  construct on that line that raised (`remediation.patching`) and names it in the
-  hypothesis; evidence lists the facts it relied on.
-- `propose_patch` applies the next untried strategy of the crash class to the culprit line
-  with libcst and, when the failing input can be rebuilt, adds a regression test.
+  construct on that line that raised (`sites`) and names it in the hypothesis; evidence
+  lists the facts it relied on, the rules' findings among them (`rules`: a documented
+  default, whether None is allowed, a business value, where the input enters).
+- `propose_patch` applies the best allowed strategy the history has not tried (`rules`
+  rank them; `critic.guidance` moves them by what earlier attempts and reviewers said) and
+  adds the replay test (`replay`): the failing input through the outermost frame that can
+  be rebuilt. A patch identical to an earlier one (rejected or failed) is never proposed again.
 - `critique` reads the failed attempt's test output (failing test ids, `E` lines, the
-  exception) and says what failed, why, and what the next attempt must do.
+  replay test's verdicts, the type checker's errors) and says what failed, why, and what
+  the next attempt must do (`critic`).
 
 Confidence is a sum of independent signals, capped at 0.95:
 
@@ -36,7 +40,6 @@ from incidents.sources.traceback import parse_python_traceback
 from remediation.diffs import FileChange, unified_diff
 from remediation.explanations import (
     ALERT,
-    CODE_BUG,
     DATABASE,
     RESOURCE,
     TIMEOUT,
@@ -54,11 +57,12 @@ from remediation.llm.base import (
     SourceFile,
     Usage,
 )
-from remediation.llm.offline import replay, rewrites, sites
+from remediation.llm.offline import critic, replay, rewrites, rules, sites
+from remediation.llm.offline.critic import clip as _clip
+from remediation.llm.offline.critic import exception_text as _exception_text
 
-MODEL = "offline-analyzer-1"
+MODEL = "offline-analyzer-2"
 PLAYBOOK_FIRST_CATEGORIES = (TIMEOUT, DATABASE, RESOURCE, ALERT)
-MAX_VALUE_CHARS = 200
 MOVED_LINES_WINDOW = 50  # how far a culprit line is looked for when the default branch moved
 
 
@@ -78,13 +82,18 @@ class _Facts:
     source: SourceFile | None = None
     explanation: Explanation | None = None
     crash_class: str | None = None
-    plan: rewrites.Plan | None = None
-    plan_path: str = ""  # the file the plan's site is in (an outer frame for a call without timeout)
+    site: sites.CrashSite | None = None
+    analysis: rules.Analysis | None = None
+    plan_path: str = ""  # the file the site is in (an outer frame for a call without timeout)
     plan_source: SourceFile | None = None
 
     @property
     def has_exception(self) -> bool:
         return bool(self.exception_type or self.frames)
+
+    @property
+    def fixes(self) -> list[rewrites.Fix]:
+        return self.analysis.fixes if self.analysis else []
 
     @property
     def where(self) -> str:
@@ -103,15 +112,6 @@ class _Facts:
         if module and function and function != "<module>":
             return f"{module}.{function}"
         return function or module or "the service"
-
-
-def _clip(text: str, limit: int = MAX_VALUE_CHARS) -> str:
-    text = " ".join((text or "").split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _exception_text(exception_type: str, exception_value: str) -> str:
-    return f"{exception_type}: {_clip(exception_value)}" if exception_value else exception_type
 
 
 def _frames_from_traceback(context: DiagnosisContext) -> tuple[str, str, list[dict]]:
@@ -161,6 +161,20 @@ def _resolve_line(source: SourceFile | None, frame: dict) -> int | None:
     return nearby[0] if len(nearby) == 1 else lineno
 
 
+def _chain_frames(context: DiagnosisContext, frames: list[dict], last: dict) -> list[replay.Frame]:
+    """The repository frames that lead to `last` without a gap (outermost first), lines resolved on the default branch."""
+    index = next(i for i, frame in enumerate(frames) if frame is last)
+    chain: list[replay.Frame] = []
+    for frame in reversed(frames[: index + 1]):
+        source = context.source_file(frame.get("path") or "")
+        line = _resolve_line(source, frame)
+        is_culprit = not chain
+        if source is None or not line or (not is_culprit and frame.get("function") in (None, "", "<module>")):
+            break
+        chain.insert(0, replay.Frame(source.path, line, frame["function"], replay.literal_locals(frame)))
+    return chain
+
+
 def _facts(context: DiagnosisContext) -> _Facts:
     facts = _Facts(exception_type=context.exception_type, exception_value=context.exception_value)
     frames = list(context.frames)
@@ -198,16 +212,21 @@ def _facts(context: DiagnosisContext) -> _Facts:
         line = _resolve_line(source, frame)
         if source is None or not line:
             continue
-        found = rewrites.plan(
-            source.content,
+        site = sites.find_site(
+            source.content, line, facts.exception_type, facts.exception_value, local_timeouts=local_timeouts
+        )
+        if site is None:
+            continue
+        facts.site, facts.plan_path, facts.plan_source = site, source.path, source
+        facts.analysis = rules.analyze(
+            context,
+            _chain_frames(context, frames, frame),
             line,
             facts.exception_type,
             facts.exception_value,
             local_timeouts=local_timeouts,
         )
-        if found is not None:
-            facts.plan, facts.plan_path, facts.plan_source = found, source.path, source
-            break
+        break
     return facts
 
 
@@ -238,9 +257,7 @@ class OfflineAnalyzer:
         started = time.monotonic()
         facts = _facts(context)
         category = self._category(context, facts)
-        has_code_fix = bool(
-            facts.plan and facts.plan.fixes and context.has_repository and facts.plan_source is not None
-        )
+        has_code_fix = bool(facts.fixes and context.has_repository and facts.plan_source is not None)
         # Candidates come best first; one without an id could not be recorded on the diagnosis.
         playbook = next((row for row in context.playbooks if _playbook_id(row) is not None), None)
         if playbook is not None and (not has_code_fix or category in PLAYBOOK_FIRST_CATEGORIES):
@@ -259,7 +276,7 @@ class OfflineAnalyzer:
             culprit_function=facts.culprit_function,
             category=category,
             recommended_action=action,
-            risk_level=self._risk(context, category, action, playbook),
+            risk_level=self._risk(context, facts, category, action, playbook),
             playbook_id=_playbook_id(playbook) if action == "playbook" else None,
         )
         result.usage = Usage(
@@ -274,11 +291,8 @@ class OfflineAnalyzer:
     def _category(self, context: DiagnosisContext, facts: _Facts) -> str:
         if not facts.has_exception:
             return ALERT
-        if (
-            facts.plan
-            and facts.plan.skipped
-            and all("environment variable" in why for why in facts.plan.skipped.values())
-        ):
+        skipped = facts.analysis.skipped if facts.analysis else {}
+        if skipped and not facts.fixes and all("environment variable" in why for why in skipped.values()):
             return "configuration"
         return facts.explanation.category
 
@@ -286,7 +300,7 @@ class OfflineAnalyzer:
         if not facts.has_exception:
             return self._alert_hypothesis(context)
         exception = short_type(facts.exception_type) or "An exception"
-        site = facts.plan.site if facts.plan else None
+        site = facts.site
         if site is not None:
             site_where = f"{facts.plan_path}:{site.line}"
             label = facts.label(site.function.rsplit(".", 1)[-1] if site.function else "", facts.plan_path)
@@ -345,10 +359,11 @@ class OfflineAnalyzer:
             )
         if facts.exception_type:
             evidence.append(_exception_text(facts.exception_type, facts.exception_value))
-        if facts.plan:
-            site = facts.plan.site
+        if facts.site:
+            site = facts.site
             kind = sites.CRASH_CLASS_LABELS[site.crash_class]
             evidence.append(f"Matched on {facts.plan_path}:{site.line}: {_clip(site.expression, 100)} ({kind})")
+        evidence.extend(_rule_evidence(facts.analysis))
         deepest = facts.frames[-1] if facts.frames else None
         if deepest is not None and deepest is not facts.culprit and not deepest.get("in_app", True):
             evidence.append(
@@ -391,7 +406,7 @@ class OfflineAnalyzer:
             score += 0.10
         if facts.source is not None:
             score += 0.15
-        if facts.plan is not None:
+        if facts.site is not None:
             score += 0.20
         exception = short_type(facts.exception_type)
         function = facts.culprit_function if facts.culprit_function not in ("", "<module>") else ""
@@ -413,12 +428,12 @@ class OfflineAnalyzer:
             score += 0.05
         return round(min(score, 0.95), 2)
 
-    def _risk(self, context: DiagnosisContext, category: str, action: str, playbook: dict | None) -> str:
+    def _risk(self, context: DiagnosisContext, facts: _Facts, category: str, action: str, playbook: dict | None) -> str:
         if action == "playbook":
             risk = (playbook or {}).get("risk_level")
             return risk if risk in RISK_LEVELS else "medium"
         if action == "code_fix":
-            return "low" if category == CODE_BUG else "medium"
+            return rules.risk(facts.analysis, facts.fixes[0] if facts.fixes else None)
         if context.severity == "critical" or category in (DATABASE, RESOURCE):
             return "high"
         return "medium"
@@ -428,37 +443,27 @@ class OfflineAnalyzer:
     def propose_patch(
         self, context: DiagnosisContext, diagnosis: DiagnosisResult, history: list[AttemptRecord]
     ) -> PatchProposal | None:
-        """The next untried strategy for the crash as a unified diff, with a regression test where possible."""
+        """The best allowed strategy not tried yet, as a unified diff with the replay test where it can be written."""
         started = time.monotonic()
         facts = _facts(context)
-        if facts.plan is None or not facts.plan.fixes or facts.plan_source is None:
+        if not facts.fixes or facts.plan_source is None:
             return None
-        path, old = facts.plan_path, facts.plan_source.content
-        tried = {fix.strategy.name for fix in facts.plan.fixes if _was_tried(fix, path, old, history)}
-        guidance = _guidance(history, facts)
-        remaining = [fix for fix in facts.plan.fixes if fix.strategy.name not in tried]
+        guidance = critic.guidance(history)
+        remaining = [fix for fix in facts.fixes if not _was_tried(fix, context, history)]
         if not remaining:
             return None
-        remaining.sort(key=lambda fix: guidance.rank(fix.strategy.mode))
+        remaining.sort(key=lambda fix: (guidance.rank(fix.strategy.mode), rules.rank(facts.analysis, fix)))
         fix = remaining[0]
-        changes = [FileChange(path, old, fix.new_source)]
-        test = (
-            "an earlier attempt's regression test failed for reasons of its own, so this attempt leaves it out"
-            if guidance.omit_test
-            else replay.regression_test_file(
-                fix, path, facts.exception_type, facts.exception_value, test_command=context.test_command
-            )
-        )
-        if isinstance(test, tuple) and context.source_file(test[0]) is not None:
-            test = f"{test[0]} already exists in the repository"
+        changes = [FileChange(fix.path, context.source_file(fix.path).content, fix.new_source)]
+        test = self._replay_test(context, facts, guidance)
         if isinstance(test, tuple):
             changes.append(FileChange(test[0], None, test[1]))
         diff = unified_diff(changes)
         if not diff:
             return None
-        summary = self._patch_summary(facts, fix, test, guidance, remaining[1:])
+        risk = rules.risk(facts.analysis, fix)
         return PatchProposal(
-            summary=summary,
+            summary=self._patch_summary(context, facts, fix, test, guidance, remaining[1:], risk),
             diff=diff,
             files_changed=[change.path for change in changes],
             adds_regression_test=len(changes) > 1,
@@ -471,36 +476,72 @@ class OfflineAnalyzer:
             ),
         )
 
-    def _patch_summary(self, facts, fix, test, guidance, left) -> str:
+    def _replay_test(
+        self, context: DiagnosisContext, facts: _Facts, guidance: critic.Guidance
+    ) -> tuple[str, str] | str:
+        if guidance.omit_test:
+            return "an earlier attempt's replay test failed for reasons of its own, so this attempt leaves it out"
+        planned = facts.analysis.replay(context, skip_outer=guidance.skip_outer)
+        if isinstance(planned, str):
+            return planned
+        if any(replay.runs_code_on_import(context.source_file(e.link.path).content) for e in planned.entries):
+            return (
+                "importing the entry point's module runs its own code at top level, so a test cannot import it safely"
+            )
+        test = replay.replay_test_file(
+            planned, facts.analysis.sources, test_command=context.test_command, incident=f"#{context.incident_id}"
+        )
+        if isinstance(test, tuple) and context.source_file(test[0]) is not None:
+            return f"{test[0]} already exists in the repository"
+        return test
+
+    def _patch_summary(self, context, facts, fix, test, guidance, left, risk) -> str:
         site = fix.site
-        where = f"{facts.plan_path}:{site.line}"
-        function = f" in {site.function}()" if site.function else ""
+        where = f"{fix.path}:{site.line}" if fix.path == facts.plan_path else fix.path
+        function = f" in {fix.function}()" if fix.function else ""
         exception = short_type(facts.exception_type)
         mode = fix.strategy.mode
+        analysis = facts.analysis
         if mode == rewrites.TIMEOUT:
             effect = "now the call gives up after a bounded time instead of hanging until the other side does"
+        elif mode == rewrites.BOUNDARY:
+            effect = (
+                f"now that input is refused where it enters ({analysis.boundary_report.why}) instead of {exception}"
+            )
         elif mode == rewrites.RAISE:
             effect = f"now that input raises {fix.raises} with a message naming the problem instead of {exception}"
-        elif mode == rewrites.RETURN:
-            effect = f"now that input returns early instead of raising {exception}"
+        elif mode == rewrites.DOCUMENTED:
+            effect = f"now that input gets the documented default ({analysis.documented.why}) instead of {exception}"
+        elif fix.skips_item:
+            effect = f"now that item is skipped instead of raising {exception}"
+        elif fix.returns_none:
+            effect = f"now that input returns None instead of raising {exception} ({analysis.none_why})"
         else:
-            effect = f"now that input yields a default instead of raising {exception}"
+            effect = f"now that input yields a neutral default ({fix.default}) instead of raising {exception}"
         parts = [
             f"Strategy {fix.strategy.name} ({fix.strategy.description}) at {where}{function}: "
-            f"{fix.change}. The code {site.description}; {effect}."
+            f"{fix.change}. The code {site.description}; {effect}. Risk {risk}"
+            + (f": {analysis.business}." if analysis.business and risk != "low" else ".")
         ]
         if guidance.reasons:
             parts.append("Chosen because " + "; ".join(guidance.reasons) + ".")
         if isinstance(test, tuple):
-            call = fix.regression.call_source() if fix.regression else ""
+            planned = facts.analysis.replay(context, skip_outer=guidance.skip_outer)
+            entry = planned.entry
             outcome = (
-                f"expects {fix.regression.expected_error.split('.')[-1]}"
-                if fix.regression and fix.regression.expected_error
-                else f"asserts it no longer raises {exception}"
+                "must be refused with a clear error naming " + " or ".join(repr(n) for n in planned.must_name)
+                if planned.expect == replay.REFUSE
+                else "must be handled without a crash"
             )
-            parts.append(f"Adds {test[0]}: calls {call} (the failing input) and {outcome}.")
+            parts.append(
+                f"Adds {test[0]}: replays the failing input through {entry.link.function.qualname}() "
+                f"({entry.link.path}); it {outcome}."
+            )
         else:
-            parts.append(f"No regression test: {test}.")
+            parts.append(f"No replay test: {test}.")
+        refused = [f"{name} ({why})" for name, why in (analysis.refused.items() if analysis else [])]
+        if refused:
+            parts.append("Not used: " + "; ".join(_clip(item, 220) for item in refused[:3]) + ".")
         if left:
             parts.append("Strategies left: " + ", ".join(other.strategy.name for other in left) + ".")
         return " ".join(parts)
@@ -511,15 +552,15 @@ class OfflineAnalyzer:
         """What failed in `attempt`, why, and what the next attempt must do, from its status and test output."""
         started = time.monotonic()
         facts = _facts(context)
-        report = _TestReport.parse(attempt.output or "")
-        used, following = _strategies_around(facts, attempt)
+        report = critic.TestReport.parse(attempt.output or "")
+        used, following = _strategies_around(facts, context, attempt)
         exception = short_type(facts.exception_type) or "the exception"
-        where = f"{facts.plan_path}:{facts.plan.site.line}" if facts.plan else facts.where or "the culprit line"
+        where = f"{facts.plan_path}:{facts.site.line}" if facts.site else facts.where or "the culprit line"
         used_text = f"{used.name} ({used.description})" if used else f"attempt {attempt.number}'s approach"
         next_text = (
             f"next is {following.name}: {following.description}"
             if following
-            else f"every strategy for this {sites.CRASH_CLASS_LABELS.get(facts.crash_class or '', 'crash')} "
+            else f"every strategy the rules allow for this {sites.CRASH_CLASS_LABELS.get(facts.crash_class or '', 'crash')} "
             "has been tried, so escalate to a human with the diagnosis and these attempts"
         )
         status = attempt.status
@@ -565,7 +606,21 @@ class OfflineAnalyzer:
             why = "there is nothing to correct"
             must = "send the patch to review unchanged"
         else:
-            what, why, must = self._failed_run(facts, report, attempt, exception, where, used, used_text, next_text)
+            analysis = facts.analysis
+            situation = critic.Situation(
+                exception=exception,
+                exception_value=facts.exception_value,
+                where=where,
+                culprit=facts.culprit_function or "the culprit",
+                used=used,
+                used_text=used_text,
+                next_text=next_text,
+                boundary=analysis.boundary.function.qualname if analysis and analysis.boundary else "",
+                none_why=analysis.none_why if analysis and not analysis.none_ok else "",
+                business=analysis.business if analysis else "",
+                raise_strategy=next((f.strategy for f in facts.fixes if f.strategy.mode == rewrites.RAISE), None),
+            )
+            what, why, must = critic.verdict(report, attempt, situation)
         return CriticFeedback(
             what_failed=what,
             why=why,
@@ -579,110 +634,6 @@ class OfflineAnalyzer:
             ),
         )
 
-    def _failed_run(self, facts, report, attempt, exception, where, used, used_text, next_text):
-        failing = report.failing
-        if failing:
-            shown = ", ".join(failing[:4]) + (f" and {len(failing) - 4} more" if len(failing) > 4 else "")
-            what = f"{len(failing)} test{'s' if len(failing) != 1 else ''} failed: {shown}"
-        else:
-            what = f"The test run failed (exit code {attempt.exit_code})"
-        if report.errors:
-            what += " — " + " | ".join(_clip(line, 160) for line in report.errors[:3])
-        if report.summary:
-            what += f" ({report.summary})"
-        regression_failed = [test for test in failing if "test_quench_regression" in test]
-        other_failed = [test for test in failing if "test_quench_regression" not in test]
-        did_not_raise = report.first_group(
-            r"DID NOT RAISE (?:<class '(?:[\w.]+\.)?(\w+)'>|(?:[\w.]+\.)?(\w+))|(\w+) not raised"
-        )
-        missing_module = report.first_group(r"No module named '([\w.]+)'")
-        still = report.still_raises(exception, facts.exception_value)
-        why_parts: list[str] = []
-        must_parts: list[str] = []
-        if report.has(r"\b(?:SyntaxError|IndentationError)\b"):
-            why_parts.append(
-                f"the patched code does not compile: {_clip(report.first_match(r'.*(?:SyntaxError|IndentationError).*') or '', 160)}"
-            )
-            must_parts.append("produce code that parses and leave every other line untouched")
-        if missing_module:
-            if any("test_quench_regression" in line for line in [*regression_failed, report.text[:2000]]):
-                why_parts.append(
-                    f"the new regression test imports {missing_module}, which the test run cannot import "
-                    "(its module path does not match how the service's tests import code)"
-                )
-                must_parts.append(
-                    "import the culprit module by the dotted path the existing tests use, or leave the regression test out"
-                )
-            else:
-                why_parts.append(f"the test run cannot import {missing_module}; the patch or the environment lacks it")
-                must_parts.append(f"not introduce imports of {missing_module}")
-        if did_not_raise:
-            tests = ", ".join(other_failed[:2]) or "an existing test"
-            why_parts.append(
-                f"{tests} expects {did_not_raise} for this input, but {used_text} now handles the input without "
-                "raising: the existing contract is that this input is an error"
-            )
-            raise_strategy = next(
-                (s for s in rewrites.STRATEGIES.get(facts.crash_class or "", ()) if s.mode == rewrites.RAISE), None
-            )
-            if raise_strategy and (used is None or used.mode != rewrites.RAISE):
-                must_parts.append(
-                    f"keep raising for this input: use {raise_strategy.name} ({raise_strategy.description}) instead "
-                    f"of a default or an early return, or fix the caller that passes it"
-                )
-            else:
-                must_parts.append(
-                    f"keep raising {did_not_raise} for this input and fix the caller that passes it instead"
-                )
-        if still:
-            location = f" at {still}" if still != "yes" else ""
-            moved = still not in ("yes", where)
-            why_parts.append(
-                f"the code still raises {exception}{location}: {used_text} did not cover the path the failing input takes"
-                + ("; the same missing value is used again further on" if moved else "")
-            )
-            must_parts.append(f"use a different strategy than {used.name if used else 'this one'}: {next_text}")
-            if moved:
-                must_parts.append(
-                    "guard the value once where it enters the function (an early return or a clear error)"
-                )
-        none_crash = report.first_match(r"\b(?:AttributeError|TypeError): .*'NoneType'.*")
-        if none_crash and not still and used and used.mode == rewrites.VALUE:
-            why_parts.append(f"the None that {used_text} lets through is used further on: {_clip(none_crash, 160)}")
-            must_parts.append(
-                "not let None reach the code after the culprit line: use a default of the right type or stop "
-                f"before the value is used; {next_text}"
-            )
-        elif report.has(r"assert None\b|where None = ") and not still:
-            why_parts.append(
-                f"{', '.join(other_failed[:2]) or 'a test'} got None where it expects a real value: {used_text} "
-                "returns None for this input"
-            )
-            must_parts.append("return a value of the right type or raise a clear error instead of returning None")
-        if not why_parts and regression_failed and not other_failed:
-            why_parts.append(
-                f"only the new regression test fails ({report.errors[0] if report.errors else 'see output'}): its "
-                "reconstructed input does not reach the culprit line the way production input does"
-            )
-            must_parts.append(
-                "keep the fix but leave the regression test out (or build its input from the real payload)"
-            )
-        if not why_parts and other_failed:
-            why_parts.append(
-                f"existing tests ({', '.join(other_failed[:3])}) fail after {used_text}: the change altered "
-                "behaviour they rely on"
-            )
-            must_parts.append(f"preserve what those tests assert; {next_text}")
-        if not why_parts and (report.has(r"no tests ran") or attempt.exit_code == 5):
-            why_parts.append("the test command collected no tests, so nothing verified the patch")
-            must_parts.append("check the service's test_command; the patch itself may be fine")
-        if not why_parts:
-            why_parts.append(f"the tests failed after {used_text}, and the output does not say more than: {what}")
-            must_parts.append(f"use a different strategy than {used.name if used else 'this one'}: {next_text}")
-        if not any("strateg" in part or "next is" in part for part in must_parts) and not did_not_raise:
-            must_parts.append(next_text)
-        return what, "; ".join(why_parts), "; ".join(_unique(must_parts))
-
     def _no_patch_reason(self, context: DiagnosisContext, facts: _Facts) -> str:
         exception = short_type(facts.exception_type)
         if not facts.has_exception:
@@ -691,11 +642,13 @@ class OfflineAnalyzer:
             return f"{exception} is not a crash class with a code strategy (missing key, index, zero division, None, timeout)"
         if not context.has_repository or facts.source is None:
             return f"the culprit file {facts.culprit_path or (facts.culprit or {}).get('filename', '?')} is not in the repository Quench reads"
-        if facts.plan is None:
+        if facts.site is None:
             return f"{facts.where} (`{_clip(facts.culprit_code, 100)}`) holds no construct that raises {exception}"
-        if not facts.plan.fixes:
-            return "no strategy applies: " + "; ".join(f"{name}: {why}" for name, why in facts.plan.skipped.items())
-        return "every applicable strategy has been tried: " + ", ".join(fix.strategy.name for fix in facts.plan.fixes)
+        analysis = facts.analysis
+        if not facts.fixes:
+            reasons = {**(analysis.skipped if analysis else {}), **(analysis.refused if analysis else {})}
+            return "no strategy is allowed: " + "; ".join(f"{name}: {why}" for name, why in reasons.items())
+        return "every allowed strategy has been tried: " + ", ".join(fix.strategy.name for fix in facts.fixes)
 
 
 def _playbook_id(playbook: dict | None) -> int | None:
@@ -705,166 +658,63 @@ def _playbook_id(playbook: dict | None) -> int | None:
         return None
 
 
-def _unique(items: list[str]) -> list[str]:
-    seen: list[str] = []
-    for item in items:
-        if item not in seen:
-            seen.append(item)
-    return seen
+def _rule_evidence(analysis: rules.Analysis | None) -> list[str]:
+    """What the rules found, as evidence lines (each a fact a reviewer can check in the code)."""
+    if analysis is None or analysis.target is None or analysis.target.crash_class == sites.MISSING_TIMEOUT:
+        return []
+    lines = []
+    if analysis.documented is not None:
+        lines.append(f"Documented default: {analysis.documented.why}")
+    if analysis.business:
+        lines.append(f"Business value: {analysis.business}")
+    if analysis.none_why:
+        lines.append(f"None: {analysis.none_why}")
+    if analysis.boundary is not None:
+        lines.append(
+            f"The input enters at {analysis.boundary.function.qualname}() ({analysis.boundary.path}:"
+            f"{analysis.boundary.line}), which can refuse it: {analysis.boundary_report.why}"
+        )
+    lines.append(
+        "The replay must "
+        + (
+            "refuse the failing input with a clear error"
+            if analysis.expect == replay.REFUSE
+            else "serve the failing input"
+        )
+        + f": {analysis.expect_why}"
+    )
+    return lines
 
 
-def _file_section(diff: str, path: str) -> str:
-    """The part of a unified diff that changes `path` (from its `diff --git` header to the next)."""
-    sections = re.split(r"(?m)^(?=diff --git )", diff or "")
-    for section in sections:
-        if section.startswith(f"diff --git a/{path} b/{path}"):
-            return section
-    return ""
+def _code_sections(diff: str) -> dict[str, str]:
+    """The sections of a unified diff that change code, by path (the replay and regression tests left out)."""
+    sections = {}
+    for section in re.split(r"(?m)^(?=diff --git )", diff or ""):
+        match = re.match(r"diff --git a/(\S+) b/", section)
+        if match and not PurePosixPath(match.group(1)).name.startswith(critic.TEST_MARKERS):
+            sections[match.group(1)] = section
+    return sections
 
 
-def _was_tried(fix: rewrites.Fix, path: str, old: str, history: list[AttemptRecord]) -> bool:
+def _was_tried(fix: rewrites.Fix, context: DiagnosisContext, history: list[AttemptRecord]) -> bool:
     """Whether an earlier attempt made this very change (an attempt the sandbox never ran does not count)."""
-    section = unified_diff([FileChange(path, old, fix.new_source)])
+    source = context.source_file(fix.path)
+    if source is None:
+        return False
+    mine = _code_sections(unified_diff([FileChange(fix.path, source.content, fix.new_source)]))
     return any(
-        attempt.status != "error" and _file_section(attempt.patch, path) == section
-        for attempt in history
-        if attempt.patch
+        attempt.status != "error" and _code_sections(attempt.patch) == mine for attempt in history if attempt.patch
     )
 
 
 def _strategies_around(
-    facts: _Facts, attempt: AttemptRecord
+    facts: _Facts, context: DiagnosisContext, attempt: AttemptRecord
 ) -> tuple[rewrites.Strategy | None, rewrites.Strategy | None]:
-    """(the strategy `attempt` used, the next applicable one), as far as they can be recognised."""
-    if facts.plan is None or facts.plan_source is None:
-        return None, None
-    fixes = facts.plan.fixes
-    used_index = next(
-        (
-            index
-            for index, fix in enumerate(fixes)
-            if _was_tried(
-                fix, facts.plan_path, facts.plan_source.content, [dataclasses.replace(attempt, status="failed")]
-            )
-        ),
-        None,
-    )
+    """(the strategy `attempt` used, the next allowed one), as far as they can be recognised."""
+    fixes = facts.fixes
+    tried = dataclasses.replace(attempt, status="failed")
+    used_index = next((index for index, fix in enumerate(fixes) if _was_tried(fix, context, [tried])), None)
     if used_index is None:
         return None, (fixes[0].strategy if fixes else None)
     following = fixes[used_index + 1].strategy if used_index + 1 < len(fixes) else None
     return fixes[used_index].strategy, following
-
-
-@dataclass
-class _Guidance:
-    """What earlier attempts and reviewers say about the next one."""
-
-    prefer: list[str] = field(default_factory=list)  # strategy modes, most wanted first
-    avoid: list[str] = field(default_factory=list)
-    omit_test: bool = False
-    reasons: list[str] = field(default_factory=list)
-
-    def rank(self, mode: str) -> int:
-        if mode in self.prefer:
-            return self.prefer.index(mode) - len(self.prefer)
-        return 1 if mode in self.avoid else 0
-
-
-def _guidance(history: list[AttemptRecord], facts: _Facts) -> _Guidance:
-    guidance = _Guidance()
-    for attempt in history:
-        output = attempt.output or ""
-        critic = attempt.critic_feedback or ""
-        reviewer = (attempt.reviewer_feedback or "").lower()
-        if re.search(r"DID NOT RAISE|\w+ not raised", output) or "keep raising" in critic.lower():
-            _prefer(guidance, rewrites.RAISE, "the tests expect this input to raise")
-        failing = _TestReport.parse(output).failing
-        existing_failed = any("test_quench_regression" not in test for test in failing)
-        if existing_failed and re.search(r"assert None\b|where None = ", output):
-            _prefer(guidance, rewrites.RAISE, "a test got None where it expected a value")
-            guidance.avoid.append(rewrites.RETURN)
-        if reviewer:
-            if re.search(r"\braise|\berror\b|exception|fail (?:loud|fast)|swallow|silent|hide", reviewer):
-                _prefer(guidance, rewrites.RAISE, "the reviewer asked for a clear error")
-            elif re.search(r"return early|early return|\bskip\b|\bcontinue\b", reviewer):
-                _prefer(guidance, rewrites.RETURN, "the reviewer asked for an early return")
-            elif re.search(r"default|\.get\(|fallback", reviewer):
-                _prefer(guidance, rewrites.VALUE, "the reviewer asked for a default value")
-        # A regression test that cannot import its module or call the function is broken itself;
-        # one that fails inside the patched code is doing its job and stays.
-        regression_broken = any("test_quench_regression" in test for test in failing) and bool(
-            re.search(r"No module named|ImportError while importing|ModuleNotFoundError", output)
-            or re.search(r"TypeError: \w+\(\) (?:got an unexpected keyword|missing \d+ required)", output)
-        )
-        test_exists = re.search(r"test_quench_regression\w*\.py: already exists", output)
-        if regression_broken or test_exists or "leave the regression test out" in critic:
-            guidance.omit_test = True
-    return guidance
-
-
-def _prefer(guidance: _Guidance, mode: str, reason: str) -> None:
-    if mode not in guidance.prefer:
-        guidance.prefer.append(mode)
-        guidance.reasons.append(reason)
-
-
-class _TestReport:
-    """The parts of a pytest (or unittest) run's output that say what failed."""
-
-    def __init__(self, text: str):
-        self.text = text
-        self.failing: list[str] = []
-        self.errors: list[str] = []
-        self.summary = ""
-
-    @classmethod
-    def parse(cls, text: str) -> _TestReport:
-        report = cls(text)
-        for match in re.finditer(r"(?m)^(?:FAILED|ERROR) (\S+?)(?: - (.*))?$", text):
-            if match.group(1) not in report.failing:
-                report.failing.append(match.group(1))
-        for match in re.finditer(r"(?m)^(?:FAIL|ERROR): (\w+) \(([\w.]+)\)", text):
-            name = f"{match.group(2)}.{match.group(1)}"
-            if name not in report.failing:
-                report.failing.append(name)
-        for match in re.finditer(r"(?m)^E\s+(\S.*?)\s*$", text):
-            line = match.group(1)
-            if line not in report.errors and not line.startswith(("+", "-", "?", "Traceback")):
-                report.errors.append(line)
-        if not report.errors:
-            exception_type, exception_value, _ = parse_python_traceback(text)
-            if exception_type:
-                report.errors.append(_exception_text(exception_type, exception_value))
-        summaries = re.findall(r"(?m)^(?:=+ )?(\d+ (?:failed|passed|error).*?|no tests ran) in [\d.]+s", text)
-        if summaries:
-            report.summary = summaries[-1]
-        return report
-
-    def has(self, pattern: str) -> bool:
-        return re.search(pattern, self.text) is not None
-
-    def first_match(self, pattern: str) -> str:
-        match = re.search(pattern, self.text, re.M)
-        return match.group(0).strip() if match else ""
-
-    def first_group(self, pattern: str) -> str:
-        match = re.search(pattern, self.text, re.M)
-        if not match:
-            return ""
-        return next((group for group in match.groups() if group), "")
-
-    def last_lines(self, count: int) -> str:
-        lines = [line for line in self.text.strip().splitlines() if line.strip()]
-        return " / ".join(lines[-count:])
-
-    def still_raises(self, exception: str, value: str) -> str:
-        """Where the incident's exception is still raised ("file:line"), "yes" when it is but not where; else ""."""
-        if not exception or exception == "the exception":
-            return ""
-        location = re.search(rf"(?m)^(\S+\.py):(\d+): (?:[\w.]+\.)?{re.escape(exception)}\b", self.text)
-        if location:
-            return f"{location.group(1)}:{location.group(2)}"
-        pattern = rf"(?m)^(?:E\s+)?(?:[\w.]+\.)?{re.escape(exception)}(?::|$)"
-        if re.search(pattern, self.text) or re.search(rf"still raises {re.escape(exception)}\b", self.text):
-            return "yes"
-        return ""

@@ -1,8 +1,36 @@
-"""Writing the regression test: the culprit function called with the input that crashed it.
+"""The replay test: the failing input, rebuilt from the incident, through the outermost frame that can be rebuilt.
 
-Where the failing input can be reconstructed from the code (a parameter that lacks the
-key, is empty, is zero or is None), a fix carries a `RegressionCall` from which
-`regression_test_file` writes a test that fails before the fix and passes after it.
+A fix is right only when the input that crashed the service, replayed through its entry
+point (the request handler or the job, not only the culprit function), ends in a result or
+a deliberate error. This module writes the test that checks it; the sandbox runs it with
+the service's own tests, for the offline analyzer's patches and the LLM's alike.
+
+Rebuilding the input, innermost frame first:
+
+1. The culprit: the shape each parameter must have to reach the culprit line and fail there
+   (a dict without the key, an empty list, a zero, a None), plus what the function's other
+   reads need (`order["items"]` is iterated, `name.upper()` wants text, `RATES[region]`
+   wants one of RATES' keys).
+2. Each caller, outward: the call on the caller's traceback line is bound to the callee's
+   parameters, and each argument is traced back to the caller's own parameters through
+   names, locals, loop variables, `x["key"]`, `x.attr` and dict displays (`{**body, "id":
+   order_id}`). The chain carries the failing input as far as every link can be traced; a
+   value that comes from a call (`orders_for_shop(shop_id)`) or a constant stops it.
+3. The entry: the outermost carried frame whose parameters can all be written as Python
+   (objects of the service's own classes are built from their fields; a request's `method`
+   and `path` come from the event). Frame locals, when the source sent them as literals,
+   win over everything else. When the failing value comes from state (a lookup that found
+   nothing), the event's recorded request through the outermost frame is the replay; when
+   it also carries a derived input, the recorded request is only checked where it still
+   reaches the culprit (its data may live in a database the test does not have).
+
+What the replay must end in (`Replay.expect`): "serve" — a result (not None where the
+entry's annotation excludes it, not a 5xx) or a deliberate error; "refuse" — the input has
+no safe value (no documented default, money or goods), so it must be refused with a
+deliberate error that names the bad value: a 4xx answer, or, where no layer answers with
+responses, a domain error (a ValueError or the service's own error class) with a message.
+Anything else fails with a line the critic reads: `QUENCH REPLAY [moved]`, `[still-crashes]`,
+`[none-returned]`, `[served-invalid-input]`, `[server-error]`, `[escaped]`, `[not-reached]`.
 """
 
 from __future__ import annotations
@@ -12,14 +40,19 @@ import builtins
 import keyword
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING
 
 import libcst as cst
 from libcst.metadata import ExpressionContext
 
 from remediation.explanations import short_type
+from remediation.llm.offline.contracts import (
+    Function,
+    Sources,
+    response_template,
+    returns_responses,
+)
 from remediation.llm.offline.sites import (
     INDEX_OUT_OF_RANGE,
     MISSING_KEY,
@@ -28,76 +61,290 @@ from remediation.llm.offline.sites import (
     Code,
     Target,
     default_for,
-    error_class,
+    dotted,
     is_len_of_pure,
+    is_pure,
     literal,
     single_index,
 )
 
-if TYPE_CHECKING:
-    from remediation.llm.offline.rewrites import Fix
-
-
-@dataclass(frozen=True)
-class RegressionCall:
-    """A call of the culprit function with the input that crashed it."""
-
-    function: str
-    is_async: bool
-    positional: tuple[str, ...]  # source of positional-only arguments
-    keywords: tuple[tuple[str, str], ...]  # (parameter, argument source)
-    expected_error: str  # "" when the call must not raise; else the error class, e.g. "ValueError"
-
-    def call_source(self, module_alias: str = "") -> str:
-        """The call as test code: `target.charge(order={'amount': 1})` (wrapped in asyncio.run when async)."""
-        args = [*self.positional, *(f"{name}={value}" for name, value in self.keywords)]
-        prefix = f"{module_alias}." if module_alias else ""
-        call = f"{prefix}{self.function}({', '.join(args)})"
-        return f"asyncio.run({call})" if self.is_async else call
-
-
-# --------------------------------------------------------------------------------------
-# Regression input
-# --------------------------------------------------------------------------------------
+SERVE = "serve"
+REFUSE = "refuse"
+TEST_PREFIX = "test_quench_replay_"
+# Event fields a request object's attributes (or an entry point's parameters) are filled from.
+REQUEST_FIELDS = ("method", "path", "url", "route")
 
 _UNKNOWN = object()
 _UNSET = object()
-_ITEM = ("item",)
+ITEM = ("item",)
 
 
-class _Shape:
-    """What a parameter must look like for the function to reach the culprit line."""
+# --------------------------------------------------------------------------------------
+# Shapes: what a value must look like
+# --------------------------------------------------------------------------------------
+
+
+class Shape:
+    """What a value must look like for the code to reach the culprit line (and fail there)."""
 
     def __init__(self):
-        self.keys: dict[object, _Shape] = {}
-        self.item: _Shape | None = None
+        self.keys: dict[object, Shape] = {}
+        self.missing: set[object] = set()
+        self.optional: set[object] = set()  # keys read with .get(): may stay out
+        self.attrs: dict[str, Shape] = {}
+        self.item: Shape | None = None
         self.leaf: object = _UNKNOWN
         self.fixed: object = _UNSET
-        self.is_dict = False
 
-    def at(self, path: tuple) -> _Shape:
+    def at(self, steps: tuple) -> Shape:
         shape = self
-        for step in path:
-            if step == _ITEM:
-                shape.item = shape.item or _Shape()
+        for step in steps:
+            if step == ITEM:
+                shape.item = shape.item or Shape()
                 shape = shape.item
+            elif step[0] == "attr":
+                shape = shape.attrs.setdefault(step[1], Shape())
             else:
-                shape.is_dict = True
-                shape = shape.keys.setdefault(step[1], _Shape())
+                shape = shape.keys.setdefault(step[1], Shape())
         return shape
 
     @property
-    def known(self) -> bool:
-        return self.fixed is not _UNSET or self.is_dict or self.item is not None or self.leaf is not _UNKNOWN
+    def is_dict(self) -> bool:
+        return bool(self.keys or self.missing or self.optional)
 
-    def value(self) -> object:
-        if self.fixed is not _UNSET:
-            return self.fixed
-        if self.is_dict:
-            return {key: shape.value() for key, shape in self.keys.items()}
-        if self.item is not None:
-            return [self.item.value()]
-        return 1 if self.leaf is _UNKNOWN else self.leaf
+    @property
+    def constrained(self) -> bool:
+        """Whether it carries the failing condition (a fixed value or a missing key, here or inside)."""
+        if self.fixed is not _UNSET or self.missing:
+            return True
+        children = [*self.keys.values(), *self.attrs.values(), *([self.item] if self.item else [])]
+        return any(child.constrained for child in children)
+
+    @property
+    def known(self) -> bool:
+        return (
+            self.fixed is not _UNSET
+            or self.is_dict
+            or bool(self.attrs)
+            or self.item is not None
+            or self.leaf is not _UNKNOWN
+        )
+
+    def merge(self, other: Shape) -> None:
+        if other.fixed is not _UNSET:
+            self.fixed = other.fixed
+        if self.leaf is _UNKNOWN:
+            self.leaf = other.leaf
+        self.missing |= other.missing
+        self.optional |= other.optional
+        for key, shape in other.keys.items():
+            self.keys.setdefault(key, Shape()).merge(shape)
+        for key in self.missing:
+            self.keys.pop(key, None)
+        for name, shape in other.attrs.items():
+            self.attrs.setdefault(name, Shape()).merge(shape)
+        if other.item is not None:
+            self.item = self.item or Shape()
+            self.item.merge(other.item)
+
+    def without(self, keys: set) -> Shape:
+        """A copy without `keys` (what a `**spread` must hold when the display sets those keys itself)."""
+        copy = Shape()
+        copy.merge(self)
+        for key in keys:
+            copy.keys.pop(key, None)
+            copy.missing.discard(key)
+        return copy
+
+
+def _steps_text(steps: tuple) -> str:
+    text = ""
+    for step in steps:
+        if step == ITEM:
+            return ""
+        text += f".{step[1]}" if step[0] == "attr" else f"[{step[1]!r}]"
+    return text
+
+
+# --------------------------------------------------------------------------------------
+# Reading one function: aliases, usage shapes, the failing value
+# --------------------------------------------------------------------------------------
+
+
+def _module_dicts(code: Code) -> dict[str, cst.Dict]:
+    """Module-level `NAME = {...}` dict displays (route and rate tables)."""
+    found = {}
+    for statement in code.module.body:
+        if isinstance(statement, cst.SimpleStatementLine):
+            for small in statement.body:
+                value = small.value if isinstance(small, (cst.Assign, cst.AnnAssign)) else None
+                targets = (
+                    [t.target for t in small.targets]
+                    if isinstance(small, cst.Assign)
+                    else [small.target]
+                    if isinstance(small, cst.AnnAssign)
+                    else []
+                )
+                if isinstance(value, cst.Dict):
+                    found.update({t.value: value for t in targets if isinstance(t, cst.Name)})
+    return found
+
+
+def _table_key(table: cst.Dict, callee: str = "") -> object:
+    """A key of a dict display: the one whose value names `callee` (a dispatch table), else the first literal one."""
+    first = _UNKNOWN
+    for element in table.elements:
+        if not isinstance(element, cst.DictElement):
+            continue
+        ok, key = literal(element.key)
+        if not ok:
+            continue
+        if callee and dotted(element.value).split(".")[-1] == callee:
+            return key
+        if first is _UNKNOWN:
+            first = key
+    return first
+
+
+class _Reader:
+    """One function's parameters as the code reads them: aliases, loop variables, usage shapes."""
+
+    def __init__(self, function: Function, callee: str = "", sources: Sources | None = None, depth: int = 0):
+        self.function = function
+        self.code = function.code
+        self.callee = callee  # the next frame's function, for dispatch tables
+        self.sources = sources  # to read the helpers a parameter is passed to
+        self.depth = depth
+        self.names = [param.name.value for param in function.parameters]
+        self.aliases: dict[str, tuple[str, tuple]] = {}
+        body = function.node.body
+        for _ in range(3):  # aliases of aliases
+            for node in self.code.descendants(body, (cst.Assign, cst.For)):
+                if isinstance(node, cst.For) and isinstance(node.target, cst.Name):
+                    path = self.path_of(node.iter)
+                    if path:
+                        self.aliases.setdefault(node.target.value, (path[0], (*path[1], ITEM)))
+                elif isinstance(node, cst.Assign) and len(node.targets) == 1:
+                    target = node.targets[0].target
+                    if isinstance(target, cst.Name) and target.value not in self.names:
+                        path = self.path_of(node.value)
+                        if path:
+                            self.aliases.setdefault(target.value, path)
+
+    def path_of(self, node: cst.CSTNode) -> tuple[str, tuple] | None:
+        """(parameter, steps) for `param`, `param["a"].b`, an alias of one; None for anything else."""
+        steps: list = []
+        while True:
+            if isinstance(node, cst.Subscript):
+                key = single_index(node)
+                ok, value = literal(key) if key is not None else (False, None)
+                if not ok or isinstance(value, bool) or not isinstance(value, (str, int)):
+                    return None
+                steps.append(("key", value))
+                node = node.value
+            elif isinstance(node, cst.Attribute):
+                steps.append(("attr", node.attr.value))
+                node = node.value
+            elif isinstance(node, cst.Call) and dotted(node.func) in ("dict", "list", "copy.copy", "copy.deepcopy"):
+                if len(node.args) != 1 or node.args[0].star:
+                    return None
+                node = node.args[0].value
+            else:
+                break
+        if not isinstance(node, cst.Name):
+            return None
+        steps.reverse()
+        if node.value in self.names:
+            return node.value, tuple(steps)
+        if node.value in self.aliases:
+            root, prefix = self.aliases[node.value]
+            return root, (*prefix, *steps)
+        return None
+
+    def shapes(self) -> dict[str, Shape]:
+        """Each parameter's shape as the function reads it (no failing condition yet)."""
+        shapes = {name: Shape() for name in self.names}
+        tables = _module_dicts(self.code)
+        for node in self.code.descendants(self.function.node.body, cst.Name):
+            if self.code.contexts.get(node) != ExpressionContext.LOAD:
+                continue
+            if node.value not in shapes and node.value not in self.aliases:
+                continue
+            current = node
+            while True:  # climb x["a"] and x.b (but not x.get / x.upper: those are method calls)
+                parent = self.code.parent(current)
+                if (
+                    isinstance(parent, cst.Subscript)
+                    and parent.value is current
+                    and self.path_of(parent)
+                    or (
+                        isinstance(parent, cst.Attribute)
+                        and parent.value is current
+                        and not isinstance(self.code.parent(parent), cst.Call)
+                    )
+                ):
+                    current = parent
+                else:
+                    break
+            path = self.path_of(current)
+            if path is None:
+                continue
+            root, steps = path
+            shape = shapes[root].at(steps)
+            parent = self.code.parent(current)
+            if isinstance(parent, (cst.For, cst.CompFor)) and parent.iter is current:
+                shape.item = shape.item or Shape()
+                continue
+            if isinstance(parent, cst.Attribute) and parent.value is current and parent.attr.value in ("get", "pop"):
+                call = self.code.parent(parent)
+                if isinstance(call, cst.Call) and call.args:
+                    ok, key = literal(call.args[0].value)
+                    if ok and isinstance(key, (str, int)) and not isinstance(key, bool):
+                        shape.optional.add(key)
+                continue
+            index_of = self._index_of(current)
+            if index_of is not None and isinstance(index_of.value, cst.Name) and index_of.value.value in tables:
+                key = _table_key(tables[index_of.value.value], self.callee)
+                if key is not _UNKNOWN and shape.leaf is _UNKNOWN:
+                    shape.leaf = key
+                continue
+            helper = self._helper_shape(current)
+            if helper is not None:
+                shape.merge(helper)
+                continue
+            if shape.leaf is _UNKNOWN and not shape.is_dict and not shape.attrs:
+                shape.leaf = _usage_value(self.code, current)
+        return shapes
+
+    def _helper_shape(self, node: cst.CSTNode) -> Shape | None:
+        """How a helper of the service reads the argument `node` is passed as (`tax_cents(total, region)`)."""
+        parent = self.code.parent(node)
+        call = self.code.parent(parent) if isinstance(parent, cst.Arg) else None
+        if self.sources is None or self.depth >= 2 or not isinstance(call, cst.Call) or parent.star:
+            return None
+        name = dotted(call.func).replace("()", "").split(".")[-1]
+        if not name or name == self.callee:
+            return None
+        helpers = self.sources.functions_named(name)
+        helper = next((h for h in helpers if h.path == self.function.path), helpers[0] if len(helpers) == 1 else None)
+        if helper is None or helper.node is self.function.node:
+            return None
+        bound = _bind(call, helper)
+        parameter = next((param for param, arg in bound.items() if arg is node), None)
+        if parameter is None:
+            return None
+        shape = _Reader(helper, sources=self.sources, depth=self.depth + 1).shapes().get(parameter)
+        return shape if shape is not None and shape.known else None
+
+    def _index_of(self, node: cst.CSTNode) -> cst.Subscript | None:
+        """The subscript `node` is the index of (`TABLE[node]`)."""
+        parent = self.code.parent(node)
+        if isinstance(parent, cst.Index):
+            element = self.code.parent(parent)
+            subscript = self.code.parent(element)
+            if isinstance(subscript, cst.Subscript):
+                return subscript
+        return None
 
 
 def _usage_value(code: Code, node: cst.CSTNode) -> object:
@@ -106,178 +353,807 @@ def _usage_value(code: Code, node: cst.CSTNode) -> object:
     return {"0": 1, '""': "x", "''": "x", "[]": [], "{}": {}, "()": []}.get(default, _UNKNOWN)
 
 
-def _access_path(code: Code, node: cst.CSTNode) -> tuple[str, tuple] | None:
-    """(root name, steps) for `name`, `name["a"]["b"]`; None for anything else."""
-    steps: list = []
-    while isinstance(node, cst.Subscript):
-        key = single_index(node)
-        is_literal, value = literal(key) if key is not None else (False, None)
-        if not is_literal or not isinstance(value, (str, int)) or isinstance(value, bool):
-            return None
-        steps.append(("key", value))
-        node = node.value
-    if not isinstance(node, cst.Name):
-        return None
-    return node.value, tuple(reversed(steps))
-
-
-def _collect_shapes(code: Code, function: cst.FunctionDef, parameters: list[str]) -> dict[str, _Shape]:
-    shapes = {name: _Shape() for name in parameters}
-    loop_items: dict[str, tuple[str, tuple]] = {}  # for X in param[...]: X → (param, path + item)
-    for node in code.descendants(function.body, cst.For):
-        if isinstance(node.target, cst.Name):
-            path = _access_path(code, node.iter)
-            if path and path[0] in shapes:
-                loop_items[node.target.value] = (path[0], (*path[1], _ITEM))
-    for name_node in code.descendants(function.body, cst.Name):
-        root = name_node.value
-        if root not in shapes and root not in loop_items:
-            continue
-        if code.contexts.get(name_node) != ExpressionContext.LOAD:
-            continue
-        current, steps = name_node, []
-        while True:
-            parent = code.parent(current)
-            if isinstance(parent, cst.Subscript) and parent.value is current:
-                key = single_index(parent)
-                is_literal, value = literal(key) if key is not None else (False, None)
-                if is_literal and isinstance(value, str):
-                    steps.append(("key", value))
-                    current = parent
-                    continue
-            break
-        if root in loop_items:
-            root, prefix = loop_items[root]
-        else:
-            prefix = ()
-        parent = code.parent(current)
-        if isinstance(parent, cst.For) and parent.iter is current and isinstance(parent.target, cst.Name):
-            shapes[root].at((*prefix, *steps, _ITEM))
-            continue
-        shape = shapes[root].at((*prefix, *steps))
-        if shape.leaf is _UNKNOWN:
-            usage = _usage_value(code, current)
-            if usage is not _UNKNOWN:
-                shape.leaf = usage
-    return shapes
-
-
-def regression_call(code: Code, target: Target, *, raises: bool) -> RegressionCall | str:
-    """The culprit function called with the input that crashed it, or why it cannot be written."""
+def _failing_value(reader: _Reader, target: Target, shapes: dict[str, Shape]) -> tuple[str, tuple] | str:
+    """Put the failing condition on the parameter that carried the bad value: its (parameter, steps) or why not."""
+    code = reader.code
     kind = target.crash_class
     if kind == MISSING_TIMEOUT:
         return "reproducing a timeout needs the slow dependency itself"
-    function, qualname, is_method, nested = code.function_of(target.node)
-    if function is None:
-        return "the culprit line is at module level; there is no function to call"
-    if is_method:
-        return f"{qualname} is a method; the offline analyzer does not construct {qualname.split('.')[0]} instances"
-    if nested or "." in qualname:
-        return f"{qualname} is defined inside another function and cannot be imported"
-    if function.decorators:
-        decorator = code.text(function.decorators[0].decorator)
-        return f"{qualname} is decorated with @{decorator}; calling it directly may not reach the culprit line"
-    params = function.params
-    ordered = [*params.posonly_params, *params.params, *params.kwonly_params]
-    names = [param.name.value for param in ordered]
-    shapes = _collect_shapes(code, function, names)
+    if kind == MISSING_KEY:
+        container = target.node.value
+        path = reader.path_of(container)
+        ok, key = target.key_value
+        if not ok or isinstance(key, bool) or not isinstance(key, (str, int)):
+            return f"the missing key {code.text(target.key)} is not known from the exception"
+        if path is None:
+            # The container is a constant table (RATES[region]): the key is what came in.
+            key_path = reader.path_of(target.key) if target.key is not None else None
+            if key_path is None:
+                return f"{code.text(container)} does not come from a parameter of the function"
+            shapes[key_path[0]].at(key_path[1]).fixed = key
+            return key_path
+        shape = shapes[path[0]].at(path[1])
+        shape.keys.pop(key, None)
+        shape.missing.add(key)
+        if target.key is not None and (key_path := reader.path_of(target.key)):
+            shapes[key_path[0]].at(key_path[1]).fixed = key
+        return path
+    if kind == INDEX_OUT_OF_RANGE:
+        path = reader.path_of(target.subject)
+        if path is None:
+            return f"{code.text(target.subject)} does not come from a parameter of the function"
+        empty: object = "" if "string index" in target.message else () if "tuple index" in target.message else []
+        shapes[path[0]].at(path[1]).fixed = empty
+        return path
+    if kind == ZERO_DIVISION:
+        den = target.subject
+        node, zero = (den.args[0].value, []) if is_len_of_pure(den) else (den, 0)
+        path = reader.path_of(node)
+        if path is None:
+            return f"the denominator {code.text(den)} does not come from a parameter of the function"
+        shapes[path[0]].at(path[1]).fixed = zero
+        return path
+    path = reader.path_of(target.subject)
+    if path is None:
+        return f"{code.text(target.subject)} does not come from a parameter of the function"
+    shapes[path[0]].at(path[1]).fixed = None
+    return path
 
-    root, problem = _failing_input(code, target, shapes)
-    if problem:
-        return problem
-    positional: list[str] = []
-    keywords: list[tuple[str, str]] = []
-    posonly = {param.name.value for param in params.posonly_params}
-    for param in ordered:
-        name = param.name.value
-        shape = shapes[name]
-        if param.default is not None and name != root and shape.fixed is _UNSET:
-            if name in posonly:  # later positional-only arguments must keep their place
-                is_literal, default = literal(param.default)
-                if not is_literal:
-                    return f"the positional-only parameter {name!r} has a default the test cannot spell"
-                positional.append(repr(default))
+
+# --------------------------------------------------------------------------------------
+# The chain of frames
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Link:
+    """One frame of the traceback, as the replay sees it."""
+
+    path: str
+    line: int
+    function: Function
+    shapes: dict[str, Shape]
+    value: tuple[str, tuple] | None  # the failing value as (parameter, steps); None when it comes from state
+    value_text: str  # the failing value as this frame's code names it at `line` ("" when it cannot)
+    call: cst.Call | None = None  # the call on `line` that leads to the next frame
+    dynamic: bool = False  # that call does not name the next function (a router, a dispatch table)
+    carries: bool = False  # the failing input reaches this frame's parameters
+    locals: dict[str, object] = field(default_factory=dict)  # literal frame locals the source sent
+
+    @property
+    def name(self) -> str:
+        return self.function.name
+
+
+def _call_to(function: Function, line: int, callee: str) -> tuple[cst.Call, bool] | None:
+    """The call on `line` that leads to `callee`: by name, else the one call there that is not a builtin."""
+    code = function.code
+    calls = [call for call in code.on_line(line, cst.Call) if code.within(call, function.node)]
+    named = [call for call in calls if dotted(call.func).replace("()", "").split(".")[-1] == callee]
+    if named:
+        return named[0], False
+    dynamic = [
+        call
+        for call in calls
+        if isinstance(call.func, (cst.Name, cst.Subscript))
+        and not (isinstance(call.func, cst.Name) and hasattr(builtins, call.func.value))
+        and call.args
+    ]
+    return (dynamic[0], True) if len(dynamic) == 1 else None
+
+
+def _bind(call: cst.Call, callee: Function) -> dict[str, cst.CSTNode | None]:
+    """Callee parameter → the argument expression the call passes (None: it arrives through *args/**kwargs)."""
+    names = [param.name.value for param in callee.parameters]
+    bound: dict[str, cst.CSTNode | None] = {}
+    position = 0
+    starred = False
+    for arg in call.args:
+        if arg.star == "*":
+            starred = True
+        elif arg.star == "**":
             continue
-        if not shape.known:
-            if shape.leaf is _UNKNOWN and not _used(code, function, name):
-                shape.fixed = None
+        elif arg.keyword is not None:
+            bound[arg.keyword.value] = arg.value
+        elif not starred and position < len(names):
+            bound[names[position]] = arg.value
+            position += 1
+    return {name: bound.get(name) for name in names}
+
+
+def _assign(reader: _Reader, node: cst.CSTNode, shape: Shape, shapes: dict[str, Shape]) -> bool:
+    """Put `shape` (what the callee needs) on the caller's parameters that `node` comes from."""
+    if isinstance(node, cst.Dict):
+        explicit: set = set()
+        for element in node.elements:
+            if isinstance(element, cst.DictElement):
+                ok, key = literal(element.key)
+                if not ok:
+                    continue
+                explicit.add(key)
+                if key in shape.missing:
+                    return False  # the display always sets the key the callee lacked
+                if key in shape.keys and not _assign(reader, element.value, shape.keys[key], shapes):
+                    return False
+        spreads = [element.value for element in node.elements if isinstance(element, cst.StarredDictElement)]
+        rest = shape.without(explicit)
+        if len(spreads) == 1:
+            return _assign(reader, spreads[0], rest, shapes)
+        return not rest.constrained
+    if isinstance(node, cst.Name) and node.value in reader.aliases:
+        pass
+    elif isinstance(node, cst.Name) and node.value not in reader.names:
+        assigned = _single_assignment(reader, node.value)
+        if assigned is not None:
+            return _assign(reader, assigned, shape, shapes)
+    path = reader.path_of(node)
+    if path is None:
+        return not shape.constrained
+    shapes[path[0]].at(path[1]).merge(shape)
+    return True
+
+
+def _single_assignment(reader: _Reader, name: str) -> cst.CSTNode | None:
+    values = [
+        node.value
+        for node in reader.code.descendants(reader.function.node.body, cst.Assign)
+        if len(node.targets) == 1
+        and isinstance(node.targets[0].target, cst.Name)
+        and node.targets[0].target.value == name
+    ]
+    return values[0] if len(values) == 1 else None
+
+
+def _value_in_caller(reader: _Reader, arg: cst.CSTNode | None, steps: tuple) -> tuple[tuple[str, tuple] | None, str]:
+    """The failing value in the caller's terms: (parameter path, the source naming it at the call)."""
+    if arg is None:
+        return None, ""
+    text = ""
+    if is_pure(arg) and ITEM not in steps:
+        text = reader.code.text(arg) + _steps_text(steps)
+    node = arg
+    if isinstance(node, cst.Name) and node.value not in reader.names and node.value not in reader.aliases:
+        node = _single_assignment(reader, node.value) or node
+    if isinstance(node, cst.Dict):
+        spreads = [element.value for element in node.elements if isinstance(element, cst.StarredDictElement)]
+        node = spreads[0] if len(spreads) == 1 else node
+    path = reader.path_of(node)
+    return ((path[0], (*path[1], *steps)) if path else None), text
+
+
+@dataclass
+class Frame:
+    """A traceback frame resolved in the repository."""
+
+    path: str
+    line: int
+    function: str
+    locals: dict[str, object] = field(default_factory=dict)
+
+
+def chain(sources: Sources, frames: list[Frame], target: Target) -> list[Link]:
+    """The frames from the outermost one the failing input can be traced to, down to the culprit."""
+    culprit = frames[-1]
+    function = sources.function_at(culprit.path, target.site.line, culprit.function)
+    if function is None:
+        return []
+    reader = _Reader(function, sources=sources)
+    shapes = reader.shapes()
+    failing = _failing_value(reader, target, shapes)
+    value = failing if isinstance(failing, tuple) else None
+    container = target.node.value if target.crash_class == MISSING_KEY else target.subject
+    links = [
+        Link(
+            culprit.path,
+            target.site.line,
+            function,
+            shapes,
+            value,
+            function.code.text(container) if container is not None else "",
+            carries=value is not None,
+            locals=culprit.locals,
+        )
+    ]
+    for frame in reversed(frames[:-1]):
+        inner = links[0]
+        function = sources.function_at(frame.path, frame.line, frame.function)
+        if function is None:
+            break
+        found = _call_to(function, frame.line, inner.name)
+        if found is None:
+            break
+        call, dynamic = found
+        reader = _Reader(function, callee=inner.name, sources=sources)
+        shapes = reader.shapes()
+        binding = _bind(call, inner.function)
+        carries = inner.carries
+        for name, needed in inner.shapes.items():
+            arg = binding.get(name)
+            if arg is None:
+                carries = carries and not needed.constrained
+                continue
+            if not _assign(reader, arg, needed, shapes) and needed.constrained:
+                carries = False
+        value, text = (None, "")
+        if inner.value is not None:
+            value, text = _value_in_caller(reader, binding.get(inner.value[0]), inner.value[1])
+        links.insert(
+            0,
+            Link(
+                frame.path,
+                frame.line,
+                function,
+                shapes,
+                value if carries else None,
+                text,
+                call,
+                dynamic,
+                carries and value is not None,
+                frame.locals,
+            ),
+        )
+    return links
+
+
+# --------------------------------------------------------------------------------------
+# Writing values as Python
+# --------------------------------------------------------------------------------------
+
+
+_TYPE_DEFAULTS = {"str": "''", "int": "0", "float": "0.0", "bool": "False", "dict": "{}", "list": "[]", "bytes": "b''"}
+
+
+class _Writer:
+    """Writes shapes as Python source in the test, building the service's own classes from their fields."""
+
+    def __init__(self, sources: Sources, path: str, alias: str, event: dict):
+        self.sources = sources
+        self.path = path  # the entry point's file: classes are reached through its module
+        self.alias = alias
+        self.event = event
+        self.problem = ""
+
+    def value(self, shape: Shape, annotation: str = "", name: str = "") -> str | None:
+        if shape.fixed is not _UNSET:
+            return repr(shape.fixed)
+        klass = _class_name(annotation)
+        if shape.attrs or (klass and not shape.is_dict and shape.item is None and shape.leaf is _UNKNOWN):
+            return self.instance(klass, shape, name)
+        if shape.is_dict:
+            items = [
+                f"{key!r}: {text}"
+                for key, child in shape.keys.items()
+                if key not in shape.missing and (text := self.value(child, "str" if not child.known else "", str(key)))
+            ]
+            if len(items) != len([key for key in shape.keys if key not in shape.missing]):
+                return None
+            return "{" + ", ".join(items) + "}"
+        if shape.item is not None:
+            if not shape.item.constrained:
+                return "[]"
+            item = self.value(shape.item)
+            return None if item is None else f"[{item}]"
+        if name in REQUEST_FIELDS and self.event.get(name):
+            return repr(self.event[name])
+        if shape.leaf is not _UNKNOWN:
+            return repr(shape.leaf)
+        base = annotation.split("|")[0].strip().split("[")[0]
+        if "None" in annotation or annotation.startswith("Optional"):
+            return "None"
+        if base in _TYPE_DEFAULTS:
+            return _TYPE_DEFAULTS[base] if base != "str" else "'x'"
+        if not annotation:
+            return "1"
+        self.problem = f"cannot build a value of type {annotation} for {name or 'a parameter'}"
+        return None
+
+    def instance(self, klass: str, shape: Shape, name: str) -> str | None:
+        found = self.sources.class_def(self.path, klass) if klass else None
+        if found is None:
+            self.problem = f"cannot build {name or 'an object'}: its class {klass or '(unannotated)'} is not in the repository files read"
+            return None
+        _, node = found
+        fields = _class_fields(found[0], node, self.sources)
+        if fields is None:
+            self.problem = (
+                f"cannot build a {klass}: its fields are not plain annotated attributes or __init__ parameters"
+            )
+            return None
+        args = []
+        for field_name, annotation, has_default in fields:
+            child = shape.attrs.get(field_name)
+            if child is not None and child.known:
+                text = self.value(child, annotation, field_name)
+            elif field_name in REQUEST_FIELDS and self.event.get(field_name):
+                text = repr(self.event[field_name])
+            elif has_default:
+                continue
             else:
-                return f"cannot guess a value for the parameter {name!r} of {qualname}()"
-        text = repr(shape.value())
+                text = self.value(Shape(), annotation, field_name)
+            if text is None:
+                return None
+            args.append(f"{field_name}={text}")
+        missing = set(shape.attrs) - {field_name for field_name, _, _ in fields}
+        if missing:
+            self.problem = f"{klass} has no field {sorted(missing)[0]} for the value the code reads"
+            return None
+        return f"{self.alias}.{klass}({', '.join(args)})"
+
+
+def _class_name(annotation: str) -> str:
+    base = annotation.split("|")[0].strip().strip("'\"")
+    base = re.sub(r"^Optional\[(.*)\]$", r"\1", base).split("[")[0].split(".")[-1]
+    return base if base and base[0].isupper() and base not in ("Any", "Optional", "Callable") else ""
+
+
+def _class_fields(path: str, node: cst.ClassDef, sources: Sources) -> list[tuple[str, str, bool]] | None:
+    """(field, annotation, has a default) of a dataclass-like class or of its __init__."""
+    code = sources.code(path)
+    body = getattr(node.body, "body", ())
+    init = next((item for item in body if isinstance(item, cst.FunctionDef) and item.name.value == "__init__"), None)
+    if init is not None:
+        params = [*init.params.posonly_params, *init.params.params, *init.params.kwonly_params][1:]
+        return [
+            (p.name.value, code.text(p.annotation.annotation) if p.annotation else "", p.default is not None)
+            for p in params
+        ]
+    fields = []
+    for item in body:
+        if isinstance(item, cst.SimpleStatementLine):
+            for small in item.body:
+                if isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name):
+                    annotation = code.text(small.annotation.annotation)
+                    if annotation.startswith("ClassVar"):
+                        continue
+                    fields.append((small.target.value, annotation, small.value is not None))
+    return fields or None
+
+
+def _used(function: Function, name: str) -> bool:
+    return any(node.value == name for node in function.code.descendants(function.node.body, cst.Name))
+
+
+def call_source(sources: Sources, link: Link, alias: str, event: dict) -> str | str:
+    """The entry call as test code (`entry.dispatch(entry.Request(...))`), or why it cannot be written."""
+    function = link.function
+    if not function.importable:
+        return f"{function.qualname}() is a method or nested function; the replay cannot call it directly"
+    if function.node.decorators:
+        return f"{function.qualname}() is decorated; calling it directly may not reach the culprit line"
+    writer = _Writer(sources, link.path, alias, event)
+    positional, keywords = [], []
+    posonly = {param.name.value for param in function.node.params.posonly_params}
+    for param in function.parameters:
+        name = param.name.value
+        shape = link.shapes.get(name, Shape())
+        annotation = function.annotation(param)
+        if name in link.locals:
+            text = repr(link.locals[name])
+        elif shape.constrained or shape.known:
+            text = writer.value(shape, annotation, name)
+        elif name in REQUEST_FIELDS and event.get(name):
+            text = repr(event[name])
+        elif param.default is not None:
+            if name in posonly:
+                ok, value = literal(param.default)
+                if not ok:
+                    return f"the positional-only parameter {name!r} has a default the test cannot spell"
+                positional.append(repr(value))
+            continue
+        elif not _used(function, name):
+            text = "None"
+        else:
+            text = writer.value(shape, annotation, name)
+        if text is None:
+            return writer.problem or f"cannot write a value for the parameter {name!r} of {function.qualname}()"
         if name in posonly:
             positional.append(text)
         else:
-            keywords.append((name, text))
-    expected = ""
-    if raises:
-        error = error_class(code)
-        expected = error if error == "ValueError" else f"target.{error}"
-    return RegressionCall(
-        qualname, function.asynchronous is not None, tuple(positional), tuple(keywords), expected_error=expected
+            keywords.append(f"{name}={text}")
+    call = f"{alias}.{function.qualname}({', '.join([*positional, *keywords])})"
+    return f"asyncio.run({call})" if function.node.asynchronous is not None else call
+
+
+def literal_locals(frame: dict) -> dict[str, object]:
+    """A frame's locals the source sent (`vars` as Sentry names them), where each is a Python literal."""
+    raw = frame.get("vars") or frame.get("locals") or {}
+    found = {}
+    if isinstance(raw, dict):
+        for name, text in raw.items():
+            if not isinstance(name, str) or not isinstance(text, str):
+                continue
+            try:
+                found[name] = ast.literal_eval(text)
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                continue
+    return found
+
+
+# --------------------------------------------------------------------------------------
+# The replay test
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Entry:
+    """One replay: a call of an entry point and what it must end in."""
+
+    link: Link
+    call: str  # test source
+    recorded: bool = False  # the event's recorded request (state-dependent), not a derived input
+    optional: bool = False  # skipped where it does not reach the culprit (a derived input is checked too)
+
+
+@dataclass
+class Replay:
+    """What the replay test checks, worked out before any fix (the same for every fix of the incident)."""
+
+    entries: list[Entry]
+    links: list[Link]
+    expect: str  # SERVE or REFUSE
+    must_name: tuple[str, ...]  # what a refusal must mention
+    culprit_path: str
+    culprit_function: str
+    culprit_code: str
+    exception: str
+    exception_value: str
+    why: str  # one sentence: why this expectation
+
+    @property
+    def entry(self) -> Entry:
+        return self.entries[0]
+
+
+def plan_replay(
+    sources: Sources,
+    frames: list[Frame],
+    target: Target,
+    *,
+    event: dict,
+    expect: str,
+    why: str,
+    must_name: tuple[str, ...],
+    exception: str,
+    exception_value: str,
+    skip_outer: int = 0,
+) -> Replay | str:
+    """Which calls the replay test makes, or why the failing input cannot be rebuilt."""
+    if target.crash_class == MISSING_TIMEOUT:
+        return "reproducing a timeout needs the slow dependency itself"
+    links = chain(sources, frames, target)
+    if not links:
+        return "the culprit function is not in the repository files read"
+    culprit = links[-1]
+    problems: list[str] = []
+
+    def written(link: Link) -> str | None:
+        module = module_for_path(link.path)
+        if module is None:
+            problems.append(f"{link.path} is not importable as a module")
+            return None
+        text = call_source(sources, link, "entry_" + _alias(link), event)
+        if text.startswith(("entry_", "asyncio.run(")):
+            return text
+        problems.append(text)
+        return None
+
+    entries: list[Entry] = []
+    with_locals = [
+        link for link in links if link.locals and all(p.name.value in link.locals for p in link.function.parameters)
+    ]
+    carried = [link for link in links if link.carries or (link is culprit and culprit.value is not None)]
+    candidates = with_locals or carried
+    for link in candidates[skip_outer:]:
+        text = written(link)
+        if text is not None:
+            entries.append(Entry(link, text))
+            break
+    has_request = any(event.get(name) for name in REQUEST_FIELDS)
+    if has_request:
+        outer = entries[0].link if entries else None
+        for link in links:
+            if outer is not None and links.index(link) >= links.index(outer):
+                break
+            if not _takes_request(sources, link) or not _request_complete(link):
+                continue
+            bare = Link(link.path, link.line, link.function, {}, None, "", locals=link.locals)
+            text = written(bare)
+            if text is not None:
+                entries.append(Entry(bare, text, recorded=True, optional=bool(entries)))
+                break
+    if not entries:
+        if culprit.value is None and not problems:
+            problems.append(
+                f"the bad value in {culprit.function.qualname}() comes from the service's state, not from its "
+                "parameters, and the event carries no request to replay"
+            )
+        return problems[0] if problems else "no frame of the traceback can be rebuilt"
+    return Replay(
+        entries=entries,
+        links=links,
+        expect=expect,
+        must_name=must_name,
+        culprit_path=culprit.path,
+        culprit_function=culprit.function.qualname,
+        culprit_code=target.site.expression,
+        exception=exception,
+        exception_value=exception_value,
+        why=why,
     )
 
 
-def _used(code: Code, function: cst.FunctionDef, name: str) -> bool:
-    return any(node.value == name for node in code.descendants(function.body, cst.Name))
+def _alias(link: Link) -> str:
+    module = module_for_path(link.path)
+    return (module[0] if module else link.path).split(".")[-1]
 
 
-def _failing_input(code: Code, target: Target, shapes: dict[str, _Shape]) -> tuple[str, str]:
-    """Set the shape of the parameter that carried the bad value: (its name, "") or ("", why not)."""
-    kind = target.crash_class
+def _request_complete(link: Link) -> bool:
+    """Whether the code on the way reads only what the event records of a request (method, path)."""
+    for shape in link.shapes.values():
+        if set(shape.attrs) - set(REQUEST_FIELDS):
+            return False
+        if shape.is_dict:
+            return False
+    return True
 
-    def located(node: cst.CSTNode) -> tuple[str, tuple] | None:
-        path = _access_path(code, node)
-        if path is None:
-            return None
-        root, steps = path
-        if root in shapes:
-            return root, steps
-        for loop in code.descendants(code.function_of(target.node)[0].body, cst.For):
-            if isinstance(loop.target, cst.Name) and loop.target.value == root and code.within(target.node, loop):
-                outer = _access_path(code, loop.iter)
-                if outer and outer[0] in shapes:
-                    return outer[0], (*outer[1], _ITEM, *steps)
-        return None
 
-    if kind == MISSING_KEY:
-        where = located(target.node.value)
-        if where is None:
-            return "", f"{code.text(target.node.value)} does not come from a parameter of the function"
-        root, steps = where
-        if target.key_value[0] and isinstance(target.key_value[1], (str, int)):
-            shape = shapes[root].at(steps)
-            shape.is_dict = True
-            shape.keys.pop(target.key_value[1], None)
-            if isinstance(target.key, cst.Name) and target.key.value in shapes:
-                shapes[target.key.value].fixed = target.key_value[1]
-            return root, ""
-        return "", f"the missing key {code.text(target.key)} is not known from the exception"
-    if kind == INDEX_OUT_OF_RANGE:
-        where = located(target.subject)
-        if where is None:
-            return "", f"{code.text(target.subject)} does not come from a parameter of the function"
-        empty: object = [] if "string index" not in target.message else ""
-        if "tuple index" in target.message:
-            empty = ()
-        shapes[where[0]].at(where[1]).fixed = empty
-        return where[0], ""
-    if kind == ZERO_DIVISION:
-        den = target.subject
-        if is_len_of_pure(den):
-            where = located(den.args[0].value)
-            zero: object = []
+def _takes_request(sources: Sources, link: Link) -> bool:
+    """Whether the frame's parameters include a request: an object with method/path fields, or those names."""
+    function = link.function
+    names = {param.name.value for param in function.parameters}
+    if names & set(REQUEST_FIELDS):
+        return True
+    for param in function.parameters:
+        klass = _class_name(function.annotation(param))
+        found = sources.class_def(link.path, klass) if klass else None
+        if found is not None:
+            fields = {name for name, _, _ in (_class_fields(found[0], found[1], sources) or [])}
+            if {"method", "path"} <= fields or "url" in fields:
+                return True
+    return False
+
+
+def responds(sources: Sources, link: Link) -> bool:
+    """Whether the entry point answers with responses (so an exception escaping it is a 5xx)."""
+    code = link.function.code
+    template = response_template(code)
+    if template is not None and returns_responses(link.function, template[2]):
+        return True
+    returns = link.function.returns
+    return "Response" in returns
+
+
+def replay_test_file(
+    replay: Replay, sources: Sources, *, test_command: str = "", incident: str = ""
+) -> tuple[str, str] | str:
+    """(test path, content) of the replay test, or why none can be written."""
+    exception = short_type(replay.exception) or "the exception"
+    directory = test_directory(test_command)
+    function_slug = re.sub(r"\W", "_", replay.culprit_function).lower()
+    test_path = f"{directory}/{TEST_PREFIX}{function_slug}.py"
+    depth = len(PurePosixPath(directory).parts)
+    roots = {module_for_path(entry.link.path)[1] for entry in replay.entries}
+    root = next(iter(roots)) if len(roots) == 1 else ""
+    root_expr = f"Path(__file__).resolve().parents[{depth}]" + (f' / "{root}"' if root else "")
+    imports = {
+        f'entry_{_alias(e.link)} = importlib.import_module("{module_for_path(e.link.path)[0]}")' for e in replay.entries
+    }
+    crash = f"{exception}: {replay.exception_value}" if replay.exception_value else exception
+    first = replay.entry.link
+    start = next((i for i, link in enumerate(replay.links) if link.function.node is first.function.node), 0)
+    where = " → ".join(f"{link.function.qualname}()" for link in replay.links[start:])
+    expectation = (
+        "refused with a clear error that names " + " or ".join(repr(name) for name in replay.must_name)
+        if replay.expect == REFUSE
+        else "handled: a result (not None where the entry point's annotation excludes it) or a deliberate error"
+    )
+    doc = (
+        f"Replay test written by Quench for {crash!r} in {replay.culprit_function}() ({replay.culprit_path})"
+        + (f", incident {incident}" if incident else "")
+        + ".\n\n"
+        + f"The failing input, rebuilt from the incident, goes through {where}: it must be {expectation}. "
+        + f"{replay.why} A crash anywhere on the way, a 5xx answer, None where a value is promised, or "
+        + "serving an input that must be refused fails the test."
+    )
+    chain_functions = tuple((link.path, link.function.name) for link in replay.links)
+    methods = []
+    for entry in replay.entries:
+        name = entry.link.function.name
+        if entry.recorded:
+            methods.append(
+                f"    def test_the_recorded_request_through_{name}(self):\n"
+                f'        """The request as the event recorded it, where it still reaches {replay.culprit_function}() here."""\n'
+                f"        _check(self, lambda: {entry.call}, {entry.link.path!r}, {name!r}, "
+                f"responds={responds(sources, entry.link)}, optional={entry.optional})\n"
+            )
         else:
-            where = located(den)
-            zero = 0
-        if where is None:
-            return "", f"the denominator {code.text(den)} does not come from a parameter of the function"
-        shapes[where[0]].at(where[1]).fixed = zero
-        return where[0], ""
-    where = located(target.subject)
-    if where is None:
-        return "", f"{code.text(target.subject)} does not come from a parameter of the function"
-    shapes[where[0]].at(where[1]).fixed = None
-    return where[0], ""
+            methods.append(
+                f"    def test_the_failing_input_through_{name}(self):\n"
+                f'        """The input that crashed {replay.culprit_function}(), replayed through {name}()."""\n'
+                f"        _check(self, lambda: {entry.call}, {entry.link.path!r}, {name!r}, "
+                f"responds={responds(sources, entry.link)}, optional=False)\n"
+            )
+    class_name = "".join(part.capitalize() for part in function_slug.split("_") if part)
+    header = [
+        f'"""{_docstring_safe(_wrap_text(doc))}"""',
+        "",
+        *(["import asyncio"] if any("asyncio.run(" in e.call for e in replay.entries) else []),
+        "import importlib",
+        "import sys",
+        "import traceback",
+        "import unittest",
+        "from pathlib import Path",
+        "",
+        f"_IMPORT_ROOT = str({root_expr})",
+        "if _IMPORT_ROOT not in sys.path:",
+        "    sys.path.insert(0, _IMPORT_ROOT)",
+        "",
+        *sorted(imports),
+        "",
+        f"EXPECT = {replay.expect!r}  # {SERVE!r}: handled without a crash; {REFUSE!r}: refused with a clear error",
+        f"MUST_NAME = {replay.must_name!r}  # what a refusal must mention",
+        f"CULPRIT = ({replay.culprit_path!r}, {replay.culprit_function.split('.')[-1]!r})",
+        f"CHAIN = {chain_functions!r}  # the traceback's frames, outermost first",
+        f"ORIGINAL = {exception!r}",
+    ]
+    content = (
+        "\n".join(header)
+        + "\n\n\n"
+        + f"class QuenchReplay{class_name}Test(unittest.TestCase):\n"
+        + "\n".join(methods)
+        + "\n\n"
+        + _CHECKER
+    )
+    ast.parse(content)
+    return test_path, content
+
+
+def _wrap_text(text: str, width: int = 100) -> str:
+    out = []
+    for paragraph in text.split("\n\n"):
+        line = ""
+        for word in paragraph.split():
+            if line and len(line) + 1 + len(word) > width:
+                out.append(line)
+                line = word
+            else:
+                line = f"{line} {word}" if line else word
+        out.append(line)
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+# The checker every replay test carries (standard library only: the service's tests may not use pytest).
+_CHECKER = '''\
+_CRASHES = (KeyError, IndexError, AttributeError, TypeError, ZeroDivisionError, NameError, AssertionError,
+            RecursionError, UnboundLocalError, StopIteration)
+
+
+def _status(value):
+    """The HTTP status a response or a framework error carries, if any."""
+    for name in ("status_code", "status", "code"):
+        status = getattr(value, name, None)
+        if isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 599:
+            return status
+    return None
+
+
+def _text(value):
+    body = getattr(value, "body", None)
+    if body is None:
+        body = getattr(value, "content", None) or getattr(value, "data", None)
+    return f"{value!r} {body!r} {value}"
+
+
+def _deliberate(error, responds):
+    """A framework's 4xx, or (where nothing answers with responses) a domain error with a message."""
+    status = _status(error)
+    if status is not None:
+        return 400 <= status < 500
+    if responds or not str(error).strip():
+        return False
+    builtin = type(error).__module__ == "builtins"
+    if builtin and isinstance(error, _CRASHES):
+        return False
+    return isinstance(error, ValueError) or type(error) is LookupError or not builtin
+
+
+def _where(error):
+    """The innermost frame of the service's own code in the error's traceback: (path, line, function, code)."""
+    found = None
+    for frame in traceback.extract_tb(error.__traceback__):
+        filename = Path(frame.filename).resolve()
+        try:
+            relative = filename.relative_to(Path(_IMPORT_ROOT).resolve()).as_posix()
+        except ValueError:
+            continue
+        if "/test_" not in "/" + relative:
+            found = (relative, frame.lineno, frame.name, (frame.line or "").strip())
+    return found
+
+
+def _names(text):
+    return any(name.lower() in text.lower() for name in MUST_NAME) if MUST_NAME else True
+
+
+def _allows_none(function):
+    annotation = getattr(function, "__annotations__", {}).get("return", "")
+    text = annotation if isinstance(annotation, str) else repr(annotation)
+    return not text or any(word in text for word in ("None", "Optional", "Any", "object"))
+
+
+def _check(test, call, path, name, *, responds, optional):
+    reached = set()
+
+    def profile(frame, event, arg):
+        if event == "call":
+            for chain_path, chain_function in CHAIN:
+                if frame.f_code.co_name == chain_function and frame.f_code.co_filename.replace("\\\\", "/").endswith(chain_path):
+                    reached.add(chain_function)
+
+    previous = sys.getprofile()
+    sys.setprofile(profile)
+    result = error = None
+    try:
+        result = call()
+    except Exception as exc:  # noqa: BLE001 - judging the outcome is the point
+        error = exc
+    finally:
+        sys.setprofile(previous)
+    culprit_reached = CULPRIT[1] in reached
+    if optional and not culprit_reached:
+        test.skipTest(f"the recorded request no longer reaches {CULPRIT[1]}() here (its data lives elsewhere)")
+    if error is not None:
+        if _deliberate(error, responds):
+            if (EXPECT == "refuse" or not culprit_reached) and not _names(str(error)):
+                test.fail(f"QUENCH REPLAY [unclear-error]: {name}() refused the input with {type(error).__name__}: "
+                          f"{error}, which does not name {' or '.join(map(repr, MUST_NAME))}")
+            return
+        where = _where(error)
+        place = f" in {where[2]}() at {where[0]}:{where[1]}" if where else ""
+        described = f"{type(error).__name__}: {error}"
+        if where and (where[0], where[2]) == CULPRIT and type(error).__name__ == ORIGINAL:
+            test.fail(f"QUENCH REPLAY [still-crashes]: {name}() still raises {described}{place}")
+        functions = [function for _, function in CHAIN]
+        if where and where[2] in functions and CULPRIT[1] in functions:
+            distance = functions.index(CULPRIT[1]) - functions.index(where[2])
+            if distance > 0:
+                test.fail(f"QUENCH REPLAY [moved]: {described}{place}, {distance} frame(s) above the culprit "
+                          f"{CULPRIT[1]}(): the crash moved instead of going away")
+        if responds and (type(error).__module__ != "builtins" or isinstance(error, ValueError)) and str(error).strip():
+            test.fail(f"QUENCH REPLAY [escaped]: {described}{place} escaped {name}(), which answers with "
+                      f"responses, so the client gets a 500: report it in the layer that answers (a 4xx)")
+        test.fail(f"QUENCH REPLAY [moved]: {name}() raises {described}{place}")
+    status = _status(result)
+    if status is not None and status >= 500:
+        test.fail(f"QUENCH REPLAY [server-error]: {name}() answered {status}: {_text(result)}")
+    if EXPECT == "refuse":
+        if status is not None and 400 <= status < 500:
+            if not _names(_text(result)):
+                test.fail(f"QUENCH REPLAY [unclear-error]: {name}() answered {status} without naming "
+                          f"{' or '.join(map(repr, MUST_NAME))}: {_text(result)}")
+            return
+        test.fail(f"QUENCH REPLAY [served-invalid-input]: {name}() returned {result!r} for an input that must be "
+                  f"refused ({' or '.join(map(repr, MUST_NAME))} has no safe value): a silently wrong value")
+    if result is None and not _allows_none(getattr(_module_of(path), name, None)):
+        test.fail(f"QUENCH REPLAY [none-returned]: {name}() returned None, but its annotation promises a value")
+    if not culprit_reached and not (status is not None and 400 <= status < 500 and _names(_text(result))):
+        test.fail(f"QUENCH REPLAY [not-reached]: the replay through {name}() never reached {CULPRIT[1]}(); "
+                  "the rebuilt input does not take the failing path")
+
+
+def _module_of(path):
+    for module in list(sys.modules.values()):
+        filename = (getattr(module, "__file__", None) or "").replace("\\\\", "/")
+        if filename.endswith(path):
+            return module
+    return None
+'''
+
+
+# --------------------------------------------------------------------------------------
+# Paths
+# --------------------------------------------------------------------------------------
 
 
 def module_for_path(path: str) -> tuple[str, str] | None:
@@ -313,67 +1189,6 @@ def test_directory(test_command: str) -> str:
         if str(candidate) not in ("", ".") and "test" in str(candidate):
             return str(candidate)
     return "tests"
-
-
-def regression_test_file(
-    fix: Fix, path: str, exception_type: str, exception_value: str, *, test_command: str = ""
-) -> tuple[str, str] | str:
-    """(test path, content) of a test that fails before `fix` and passes after it, or why there is none."""
-    if fix.regression is None:
-        return fix.no_test_reason or "no failing input could be reconstructed"
-    module = module_for_path(path)
-    if module is None:
-        return f"{path} is not importable as a module (its path is not made of identifiers)"
-    module_name, import_root = module
-    exception = short_type(exception_type)
-    if not isinstance(getattr(builtins, exception, None), type):
-        return f"{exception} is not a built-in exception the test could name"
-    if runs_code_on_import(fix.new_source):
-        return f"importing {module_name} runs its own code at top level, so a test cannot import it safely"
-    call = fix.regression
-    directory = test_directory(test_command)
-    function = re.sub(r"\W", "_", call.function).lower()
-    test_path = f"{directory}/test_quench_regression_{function}.py"
-    depth = len(PurePosixPath(directory).parts)
-    root_expr = f"Path(__file__).resolve().parents[{depth}]" + (f' / "{import_root}"' if import_root else "")
-    imports = ["import importlib", "import sys", "import unittest"]
-    if call.is_async:
-        imports.insert(0, "import asyncio")
-    call_source = call.call_source("target")
-    location = f"{path}:{fix.site.line}"
-    crash = f"{exception}: {exception_value}" if exception_value else exception
-    if call.expected_error:
-        body = (
-            f"    def test_{function}_raises_a_clear_error(self):\n"
-            f'        """The input that crashed it now gets {call.expected_error.split(".")[-1]}, '
-            f'not {exception}."""\n'
-            f"        with self.assertRaises({call.expected_error}):\n"
-            f"            {call_source}\n"
-        )
-    else:
-        body = (
-            f"    def test_{function}_does_not_raise_{exception.lower()}(self):\n"
-            f'        """The input that crashed it is handled now."""\n'
-            f"        try:\n"
-            f"            {call_source}\n"
-            f"        except {exception} as exc:\n"
-            f'            self.fail(f"{call.function}() still raises {exception}: {{exc!r}}")\n'
-        )
-    docstring = f"Regression test written by Quench for {crash!r} at {location} ({fix.strategy.name})."
-    class_name = "".join(part.capitalize() for part in function.split("_") if part)
-    content = (
-        f'"""{_docstring_safe(docstring)}"""\n\n'
-        + "\n".join(imports)
-        + "\nfrom pathlib import Path\n\n"
-        + f"_IMPORT_ROOT = str({root_expr})\n"
-        + "if _IMPORT_ROOT not in sys.path:\n"
-        + "    sys.path.insert(0, _IMPORT_ROOT)\n\n"
-        + f'target = importlib.import_module("{module_name}")\n\n\n'
-        + f"class QuenchRegression{class_name}Test(unittest.TestCase):\n"
-        + body
-    )
-    ast.parse(content)
-    return test_path, content
 
 
 def _docstring_safe(text: str) -> str:

@@ -1,26 +1,26 @@
-"""Rewriting the crash site: each strategy of a crash class as a minimal libcst change.
+"""Rewriting the code: each strategy of a crash class as a minimal libcst change.
 
-Each crash class has an ordered list of strategies (`STRATEGIES`); a fix attempt uses
-the first one the history has not tried yet:
+Strategies, in the order the rules rank them (`rules` decides which are allowed):
 
-- missing_key (KeyError): `x[k]` → `x.get(k, default)`; then a guard that returns early
-  (or skips the loop item); then a guard that raises a clear domain error.
-- index_out_of_range (IndexError): `seq[i]` → `(seq[i] if seq else default)`; then an
-  early-return guard; then a raising guard.
-- zero_division (ZeroDivisionError): `a / b` → `(a / b if b else 0)`; then an early-return
-  guard; then a raising guard.
-- none_value (AttributeError/TypeError on None): `obj.attr...` → `(obj.attr... if obj is not
-  None else default)`; then an early-return guard; then a raising guard.
-- missing_timeout (a timeout exception): add `timeout=10` (or `connect_timeout=` for
-  psycopg) to the call; then a more generous `timeout=30`.
+- documented default (`*_documented_default`): `x[k]` → `x.get(k, DEFAULT)`, `obj.attr` →
+  `(obj.attr if obj is not None else DEFAULT)`, where the code itself documents DEFAULT
+  (`contracts.documented_default`);
+- boundary check (`*_boundary_check`): a guard where the input enters (an outer frame of
+  the traceback) that refuses it the way that layer reports errors: `return
+  Response(400, {"error": ...})`, or `raise` the error class a caller turns into a 4xx, or the
+  job's own domain error (`boundary_fix`);
+- early return (`*_guard_return`): a guard that returns None (or skips the loop item),
+  widening `-> T` to `-> T | None` when every caller copes with None;
+- in-place default (`*_default`): the failing expression yields a default chosen by how the
+  value is used (0 for arithmetic, "" for text, [] for iteration, {} for further keys);
+- raising guard (`*_guard_raise`): a guard that raises a clear domain error naming the value
+  (the error class the layer above reports, the module's own, else ValueError);
+- missing_timeout: add `timeout=10` (or `connect_timeout=` for psycopg); then `timeout=30`.
 
 The guards need to evaluate the missing/zero/None value twice, so it must be a plain
 value (a name, an attribute, a literal-keyed subscript); a value that comes from a call
 (`find_customer(id).email`) is first kept in a local (`customer = find_customer(id)`).
-A default is chosen by how the value is used next (0 for arithmetic, "" for string
-methods and formatting, [] for iteration, {} for further keys; None otherwise), following
-an assigned name to its next use; `.get()` without a usable default is not offered when
-the value is used further on the same line.
+Every untouched byte of a file (comments, blank lines, quoting, layout) round-trips unchanged.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from remediation.llm.offline.replay import RegressionCall, regression_call
 from remediation.llm.offline.sites import (
     INDEX_OUT_OF_RANGE,
     MISSING_KEY,
@@ -53,6 +52,7 @@ from remediation.llm.offline.sites import (
     function_label,
     is_len_of_pure,
     is_pure,
+    literal,
     locate,
     paren,
     root_name,
@@ -60,8 +60,10 @@ from remediation.llm.offline.sites import (
 )
 
 # How a strategy changes the code.
-VALUE = "value"  # the failing expression yields a default instead of raising
+DOCUMENTED = "documented"  # the failing expression yields the default the code documents
+BOUNDARY = "boundary"  # a guard where the input enters refuses it the way that layer reports errors
 RETURN = "return"  # a guard before the statement returns early (or skips the loop item)
+VALUE = "value"  # the failing expression yields a default chosen by how it is used
 RAISE = "raise"  # a guard before the statement raises a clear domain error
 TIMEOUT = "timeout"  # the call gets an explicit timeout
 
@@ -75,33 +77,45 @@ class Strategy:
 
     name: str
     crash_class: str
-    mode: str  # VALUE, RETURN, RAISE or TIMEOUT
+    mode: str  # DOCUMENTED, BOUNDARY, RETURN, VALUE, RAISE or TIMEOUT
     description: str
 
 
 STRATEGIES: dict[str, tuple[Strategy, ...]] = {
     MISSING_KEY: (
-        Strategy("key_default", MISSING_KEY, VALUE, "read the key with .get() and a default that fits how it is used"),
+        Strategy("key_documented_default", MISSING_KEY, DOCUMENTED, "read the key with the default the code documents"),
+        Strategy(
+            "key_boundary_check", MISSING_KEY, BOUNDARY, "refuse the input where it enters when the key is missing"
+        ),
         Strategy(
             "key_guard_return", MISSING_KEY, RETURN, "check for the key first and return early when it is missing"
         ),
+        Strategy("key_default", MISSING_KEY, VALUE, "read the key with .get() and a default that fits how it is used"),
         Strategy("key_guard_raise", MISSING_KEY, RAISE, "check for the key first and raise a clear error naming it"),
     ),
     INDEX_OUT_OF_RANGE: (
         Strategy(
-            "index_default", INDEX_OUT_OF_RANGE, VALUE, "yield a default instead of indexing a too-short sequence"
+            "index_boundary_check", INDEX_OUT_OF_RANGE, BOUNDARY, "refuse the input where it enters when it is empty"
         ),
         Strategy("index_guard_return", INDEX_OUT_OF_RANGE, RETURN, "return early when the sequence is too short"),
+        Strategy(
+            "index_default", INDEX_OUT_OF_RANGE, VALUE, "yield a default instead of indexing a too-short sequence"
+        ),
         Strategy("index_guard_raise", INDEX_OUT_OF_RANGE, RAISE, "raise a clear error when the sequence is too short"),
     ),
     ZERO_DIVISION: (
-        Strategy("zero_default", ZERO_DIVISION, VALUE, "guard the denominator in place: the result is 0 when it is 0"),
+        Strategy("zero_boundary_check", ZERO_DIVISION, BOUNDARY, "refuse the input where it enters when it is zero"),
         Strategy("zero_guard_return", ZERO_DIVISION, RETURN, "return early when the denominator is zero"),
+        Strategy("zero_default", ZERO_DIVISION, VALUE, "guard the denominator in place: the result is 0 when it is 0"),
         Strategy("zero_guard_raise", ZERO_DIVISION, RAISE, "raise a clear error when the denominator is zero"),
     ),
     NONE_VALUE: (
-        Strategy("none_default", NONE_VALUE, VALUE, "guard the None value in place: the expression yields a default"),
+        Strategy(
+            "none_documented_default", NONE_VALUE, DOCUMENTED, "use the default the code documents when it is None"
+        ),
+        Strategy("none_boundary_check", NONE_VALUE, BOUNDARY, "refuse the input where it enters when it is None"),
         Strategy("none_guard_return", NONE_VALUE, RETURN, "return early when the value is None"),
+        Strategy("none_default", NONE_VALUE, VALUE, "guard the None value in place: the expression yields a default"),
         Strategy("none_guard_raise", NONE_VALUE, RAISE, "raise a clear error when the value is None"),
     ),
     MISSING_TIMEOUT: (
@@ -119,15 +133,19 @@ def strategy_named(name: str) -> Strategy | None:
 
 @dataclass(frozen=True)
 class Fix:
-    """One strategy applied to one crash site: the new file content and what changed."""
+    """One strategy applied to one file: the new file content and what changed."""
 
     strategy: Strategy
     site: CrashSite
     new_source: str
     change: str  # one sentence: what was replaced by what
-    regression: RegressionCall | None = None
-    no_test_reason: str = ""
-    raises: str = ""  # RAISE strategies: the error class the guard raises
+    path: str = ""  # the file changed (the culprit's, or the boundary frame's)
+    raises: str = ""  # RAISE and raising BOUNDARY strategies: the error class raised
+    default: str = ""  # DOCUMENTED and VALUE: the default's source
+    returns_none: bool = False  # the function now returns None for the failing input
+    skips_item: bool = False  # RETURN inside a loop: the item is skipped
+    widens: str = ""  # the return annotation widened to allow None (the new annotation)
+    function: str = ""  # the function changed (qualified)
 
 
 @dataclass(frozen=True)
@@ -244,17 +262,62 @@ def _good_index(code: Code, target: Target) -> str:
     return f"-len({seq}) <= {index_text} < len({seq})"
 
 
-def _error_message(code: Code, target: Target) -> str:
+def fstring(text: str, expression: str = "", after: str = "") -> str:
+    """Source of a string: `text` alone, or f"{text}{expression!r}{after}" with quotes that cannot clash."""
+    if not expression:
+        whole = text + after
+        plain = '"' not in whole and "\\" not in whole and whole.isprintable()
+        return f'"{whole}"' if plain else repr(whole)
+    for quote in ('"', "'"):
+        if quote not in expression and quote not in text + after and "\\" not in expression:
+            body = (text + "{" + expression + "!r}" + after).replace("{", "{{").replace("}", "}}")
+            body = body.replace("{{" + expression + "!r}}", "{" + expression + "!r}")
+            return f"f{quote}{body}{quote}"
+    return repr(text + expression + after)
+
+
+def _assigned_call(code: Code, function: cst.FunctionDef | None, name: str) -> cst.Call | None:
+    """The call `name` was last assigned from in `function` (`product = find_product(sku)`)."""
+    if function is None:
+        return None
+    found = None
+    for node in code.descendants(function.body, cst.Assign):
+        if (
+            len(node.targets) == 1
+            and isinstance(node.targets[0].target, cst.Name)
+            and node.targets[0].target.value == name
+            and isinstance(node.value, cst.Call)
+        ):
+            found = node.value
+    return found
+
+
+def error_message(code: Code, target: Target) -> str:
+    """Source of the message a raising guard gives: what is wrong, naming the value (an f-string when it varies)."""
     where = function_label(target.site.function)
     kind = target.crash_class
     if kind == MISSING_KEY:
-        shown = repr(target.key_value[1]) if target.key_value[0] else code.bare(target.key)
-        return f"{where}: {code.text(target.node.value)} has no {shown} key"
+        container = code.text(target.node.value)
+        ok, key = target.key_value
+        if ok and target.key is not None and literal(target.key)[0]:
+            return fstring(f"{where}: {container} is missing {key!r}")
+        if target.key is not None and is_pure(target.key):
+            return fstring(f"{where}: ", code.bare(target.key), f" is not in {container}")
+        return fstring(f"{where}: {container} has no {code.bare(target.key)} key")
     if kind == INDEX_OUT_OF_RANGE:
-        return f"{where}: {target.site.description.split(' but ', 1)[-1]}"
+        return fstring(f"{where}: {target.site.description.split(' but ', 1)[-1]}")
     if kind == ZERO_DIVISION:
-        return f"{where}: cannot compute {target.site.expression} because {target.site.description.split(', and ')[-1]}"
-    return f"{where}: {code.text(target.subject)} is None"
+        return fstring(
+            f"{where}: cannot compute {target.site.expression} because {target.site.description.split(', and ')[-1]}"
+        )
+    subject = code.text(target.subject)
+    function, _, _, _ = code.function_of(target.node)
+    lookup = _assigned_call(code, function, subject) if isinstance(target.subject, cst.Name) else None
+    if lookup is not None:
+        names = [arg.value for arg in lookup.args if isinstance(arg.value, cst.Name) and not arg.keyword]
+        if len(names) == 1:
+            return fstring(f"{where}: {code.text(lookup.func)}() found nothing for {names[0].value}=", names[0].value)
+    return fstring(f"{where}: {subject} is None")
 
 
 def _insert_guard(code: Code, target: Target, body_source: str, condition: str) -> str:
@@ -270,8 +333,8 @@ def _insert_guard(code: Code, target: Target, body_source: str, condition: str) 
     return code.module.deep_replace(block, block.with_changes(body=body)).code
 
 
-def _value_rewrite(code: Code, target: Target) -> tuple[str, str] | str:
-    """(new source, change) for the in-place default strategy, or why it does not apply."""
+def _value_rewrite(code: Code, target: Target, documented: str = "") -> tuple[str, str, str] | str:
+    """(new source, change, default) for an in-place default (`documented` when the code documents one)."""
     kind, node = target.crash_class, target.node
     if target.form in ("store", "unpack", "environ"):
         return "the failing expression is an assignment target or an unpacking; it cannot yield a default"
@@ -292,12 +355,16 @@ def _value_rewrite(code: Code, target: Target) -> tuple[str, str] | str:
                 config=code.module.config_for_parsing,
             ).body[0]
             source = code.module.deep_replace(statement, new).code
-            return source, f"{code.text(statement)} now starts from {obj}.get({key}, {default}) when the key is missing"
-        default = default_for(code, node)
+            return (
+                source,
+                f"{code.text(statement)} now starts from {obj}.get({key}, {default}) when the key is missing",
+                default,
+            )
+        default = documented or default_for(code, node)
         if default is None and continues(code, node):
             return f"the value of {code.text(node)} is used further on this line; a None default would crash there"
         replacement = f"{obj}.get({key}, {default})" if default is not None else f"{obj}.get({key})"
-        return _replace(code, node, replacement), f"{code.text(node)} became {replacement}"
+        return _replace(code, node, replacement), f"{code.text(node)} became {replacement}", default or "None"
     if kind == INDEX_OUT_OF_RANGE:
         seq = target.subject
         if target.form == "pop":
@@ -305,19 +372,19 @@ def _value_rewrite(code: Code, target: Target) -> tuple[str, str] | str:
             replacement = f"({code.text(node)} if {code.text(seq)} else {default})"
             if not is_pure(seq):
                 return f"{code.text(seq)} is not a plain value; testing it would evaluate it twice"
-            return _replace(code, node, replacement), f"{code.text(node)} became {replacement}"
+            return _replace(code, node, replacement), f"{code.text(node)} became {replacement}", default
         if not is_pure(seq):
             if target.key_value == (True, 0):
                 default = default_for(code, node)
                 if default is None and continues(code, node):
                     return f"the first item of {code.text(seq)} is used further on this line"
                 replacement = f"next(iter({code.bare(seq)}), {default or 'None'})"
-                return _replace(code, node, replacement), f"{code.text(node)} became {replacement}"
+                return _replace(code, node, replacement), f"{code.text(node)} became {replacement}", default or "None"
             return f"{code.text(seq)} is not a plain value; testing its length would evaluate it twice"
         top = chain_top(code, node)
         default = default_for(code, top) or "None"
         replacement = _wrap(f"{code.bare(top)} if {_good_index(code, target)} else {default}", top)
-        return _replace(code, top, replacement), f"{code.text(top)} became {replacement}"
+        return _replace(code, top, replacement), f"{code.text(top)} became {replacement}", default
     if kind == ZERO_DIVISION:
         if target.form == "augassign":
             return "an augmented division cannot yield a default in place"
@@ -327,7 +394,7 @@ def _value_rewrite(code: Code, target: Target) -> tuple[str, str] | str:
         default = "(0, 0)" if target.form == "divmod" else "0"
         condition = code.bare(den.args[0].value) if is_len_of_pure(den) else code.bare(den)
         replacement = _wrap(f"{code.bare(node)} if {condition} else {default}", node)
-        return _replace(code, node, replacement), f"{code.text(node)} became {replacement}"
+        return _replace(code, node, replacement), f"{code.text(node)} became {replacement}", default
     # NONE_VALUE
     subject = target.subject
     if not is_pure(subject):
@@ -336,41 +403,120 @@ def _value_rewrite(code: Code, target: Target) -> tuple[str, str] | str:
         parent = code.parent(subject)
         inner = f"{code.bare(subject)} or ()"
         replacement = inner if isinstance(parent, cst.Arg) else f"({inner})"
-        return _replace(code, subject, replacement, keep_parens=False), f"{code.text(subject)} became {replacement}"
+        source = _replace(code, subject, replacement, keep_parens=False)
+        return source, f"{code.text(subject)} became {replacement}", "()"
     if target.form == "operand":
         replacement = f"({code.bare(subject)} or {target.operand_default})"
-        return _replace(code, subject, replacement, keep_parens=False), f"{code.text(subject)} became {replacement}"
+        source = _replace(code, subject, replacement, keep_parens=False)
+        return source, f"{code.text(subject)} became {replacement}", target.operand_default
     top = chain_top(code, subject)
     if top is subject:
         return f"{code.text(subject)} is used whole; there is no expression to guard in place"
-    default = default_for(code, top) or "None"
+    default = documented or default_for(code, top) or "None"
     replacement = _wrap(f"{code.bare(top)} if {code.bare(subject)} is not None else {default}", top)
-    return _replace(code, top, replacement), f"{code.text(top)} became {replacement}"
+    return _replace(code, top, replacement), f"{code.text(top)} became {replacement}", default
 
 
-def _guard_rewrite(code: Code, target: Target, mode: str) -> tuple[str, str] | str:
+def _guard_rewrite(code: Code, target: Target, mode: str, raise_class: str = "") -> tuple[str, str, dict] | str:
+    """(new source, change, what it does) for a guard before the culprit statement, or why it does not apply."""
     problem = _guard_problem(code, target)
     if problem:
         return problem
     statement = code.statement_of(target.node)
     function, _, _, _ = code.function_of(statement)
     condition = _bad_condition(code, target)
+    flags: dict = {}
     if mode == RETURN:
         if function is None:
             return "the culprit line is at module level; there is nothing to return from"
         if _loop_between(code, statement, function):
             body, effect = "continue", "skips the item"
+            flags["skips_item"] = True
         else:
             is_async_generator = function.asynchronous is not None and bool(code.descendants(function, (cst.Yield,)))
             body = "return" if is_async_generator else "return None"
             effect = "returns None"
+            flags["returns_none"] = True
     else:
-        error = error_class(code)
-        body = f"raise {error}({_error_message(code, target)!r})"
+        error = raise_class or error_class(code)
+        body = f"raise {error}({error_message(code, target)})"
         effect = f"raises {error}"
-    return _insert_guard(
-        code, target, body, condition
-    ), f"a guard `if {condition}: {body}` {effect} before the statement that failed"
+        flags["raises"] = error
+    source = _insert_guard(code, target, body, condition)
+    return source, f"a guard `if {condition}: {body}` {effect} before the statement that failed", flags
+
+
+def widen_return(source: str, function: str, line: int) -> tuple[str, str] | None:
+    """`source` with the return annotation of `function` (holding `line`) widened to allow None: (source, new annotation)."""
+    try:
+        code = Code(source)
+    except (cst.ParserSyntaxError, RecursionError, ValueError):
+        return None
+    for node in code.descendants(code.module, cst.FunctionDef):
+        position = code.positions[node]
+        if node.name.value != function or not position.start.line <= line <= position.end.line:
+            continue
+        if node.returns is None:
+            return None
+        old = code.text(node.returns.annotation).strip()
+        if re.search(r"\bNone\b|Optional\[", old):
+            return None
+        new = f"{old} | None"
+        annotation = cst.Annotation(cst.parse_expression(new, config=code.module.config_for_parsing))
+        return code.module.deep_replace(
+            node.returns, node.returns.with_changes(annotation=annotation.annotation)
+        ).code, new
+    return None
+
+
+def boundary_fix(
+    source: str,
+    path: str,
+    call_line: int,
+    function: str,
+    condition: str,
+    report: str,
+    strategy: Strategy,
+    site: CrashSite,
+    *,
+    raises: str = "",
+) -> Fix | str:
+    """A guard `if condition: report` before the statement that calls inward on `call_line` of `function`."""
+    try:
+        code = Code(source)
+    except (cst.ParserSyntaxError, RecursionError, ValueError) as exc:
+        return f"{path} does not parse ({type(exc).__name__})"
+    calls = [
+        call
+        for call in code.on_line(call_line, cst.Call)
+        if (found := code.function_of(call)[0]) is not None and found.name.value == function
+    ]
+    if not calls:
+        return f"no call on {path}:{call_line} inside {function}()"
+    call = calls[0]
+    problem = _placement_problem(code, call)
+    if problem:
+        return problem
+    statement = code.statement_of(call)
+    block = code.parent(statement)
+    indent = code.module.default_indent
+    try:
+        guard = cst.parse_statement(f"if {condition}:\n{indent}{report}\n", config=code.module.config_for_parsing)
+    except cst.ParserSyntaxError as exc:
+        return f"the guard does not parse: {exc}"
+    guard = guard.with_changes(leading_lines=statement.leading_lines)
+    moved = statement.with_changes(leading_lines=())
+    body = list(block.body)
+    index = next(i for i, item in enumerate(body) if item is statement)
+    body[index : index + 1] = [guard, moved]
+    new_source = code.module.deep_replace(block, block.with_changes(body=body)).code
+    try:
+        ast.parse(new_source)
+    except SyntaxError as exc:
+        return f"the guard did not parse: {exc}"
+    _, qualname, _, _ = code.function_of(call)
+    change = f"a guard `if {condition}: {report}` in {qualname}() before {code.text(statement).strip().splitlines()[0]}"
+    return Fix(strategy, site, new_source, change, path=path, raises=raises, function=qualname)
 
 
 _FINDER_PREFIXES = ("get_", "find_", "fetch_", "load_", "lookup_", "read_", "query_", "resolve_", "current_")
@@ -484,8 +630,17 @@ def plan(
     exception_value: str = "",
     *,
     local_timeouts: Mapping[str, tuple[str, int | None]] | None = None,
+    documented: str = "",
+    raise_class: str = "",
+    path: str = "",
 ) -> Plan | None:
-    """Every strategy that applies to the crash on `line`, in order, each with its new source."""
+    """Every strategy that applies to the crash on `line` of one file, in order, each with its new source.
+
+    `documented`: the default the code documents for the missing value (spelled for this
+    module), which enables the documented-default strategy. `raise_class`: the error class a
+    raising guard raises (the one the layer above reports), else the module's own.
+    Boundary checks live in other frames' files: see `boundary_fix`.
+    """
     found = locate(source, line, exception_type, exception_value, local_timeouts)
     if found is None:
         return None
@@ -501,20 +656,31 @@ def plan(
         hoisted = _hoist(code, target, local)
         if hoisted is not None:
             code, target, note = hoisted
+    function, qualname, _, _ = code.function_of(target.node)
     fixes: list[Fix] = []
     skipped: dict[str, str] = {}
     for strategy in STRATEGIES[target.crash_class]:
         if target.form == "environ":
             skipped[strategy.name] = "a missing environment variable is configuration; a code default would hide it"
             continue
+        if strategy.mode == BOUNDARY:
+            continue  # written by boundary_fix, in the file of the frame where the input enters
+        if strategy.mode == DOCUMENTED and not documented:
+            skipped[strategy.name] = "the code documents no default for this value"
+            continue
+        flags: dict = {}
         try:
-            if strategy.mode == VALUE:
-                result = _value_rewrite(code, target)
+            if strategy.mode in (VALUE, DOCUMENTED):
+                result = _value_rewrite(code, target, documented if strategy.mode == DOCUMENTED else "")
+                if not isinstance(result, str):
+                    result, flags = result[:2], {"default": result[2]}
             elif strategy.mode == TIMEOUT:
                 seconds = DEFAULT_TIMEOUT_SECONDS if strategy.name == "timeout_keyword" else GENEROUS_TIMEOUT_SECONDS
                 result = _timeout_rewrite(code, target, seconds)
             else:
-                result = _guard_rewrite(code, target, strategy.mode)
+                result = _guard_rewrite(code, target, strategy.mode, raise_class)
+                if not isinstance(result, str):
+                    result, flags = result[:2], result[2]
         except Exception as exc:  # noqa: BLE001 — odd code must cost one strategy, never the diagnosis
             result = f"the rewrite failed on this code ({type(exc).__name__}: {exc})"
         if isinstance(result, str):
@@ -527,10 +693,20 @@ def plan(
         except SyntaxError as exc:  # pragma: no cover - a rewrite bug must not become a patch
             skipped[strategy.name] = f"the rewrite did not parse: {exc}"
             continue
-        regression = regression_call(code, target, raises=strategy.mode == RAISE)
-        raises = error_class(code) if strategy.mode == RAISE else ""
-        if isinstance(regression, str):
-            fixes.append(Fix(strategy, site, new_source, change, None, regression, raises))
-        else:
-            fixes.append(Fix(strategy, site, new_source, change, regression, "", raises))
+        if strategy.mode in (VALUE, DOCUMENTED) and flags.get("default") == "None" and _returned(code, target):
+            flags["returns_none"] = True
+        fixes.append(Fix(strategy, site, new_source, change, path=path, function=qualname, **flags))
     return Plan(site, fixes, skipped)
+
+
+def _returned(code: Code, target: Target) -> bool:
+    """Whether the failing expression's value is what its function returns (so a None default is returned)."""
+    node = chain_top(code, target.subject if target.crash_class == NONE_VALUE else target.node)
+    current = code.parent(node)
+    while current is not None and not isinstance(current, cst.BaseStatement):
+        if isinstance(current, (cst.Call, cst.BinaryOperation, cst.Subscript, cst.Attribute)):
+            return False
+        if isinstance(current, cst.Return):
+            return True
+        current = code.parent(current)
+    return isinstance(current, cst.Return)

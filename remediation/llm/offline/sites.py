@@ -326,7 +326,7 @@ def _usage_default(code: Code, node: cst.CSTNode) -> str | None:
         and isinstance(parent.targets[0].target, cst.Name)
     ):
         # `currency = order["currency"]`: what fits is decided where `currency` is used next.
-        later = _next_use(code, parent, parent.targets[0].target.value)
+        later = next_use(code, parent, parent.targets[0].target.value)
         return _usage_default(code, later) if later is not None else None
     if isinstance(parent, cst.BinaryOperation) and isinstance(parent.operator, _ARITHMETIC):
         other = parent.right if parent.left is node else parent.left
@@ -380,7 +380,7 @@ def _usage_default(code: Code, node: cst.CSTNode) -> str | None:
     return None
 
 
-def _next_use(code: Code, assignment: cst.CSTNode, name: str) -> cst.Name | None:
+def next_use(code: Code, assignment: cst.CSTNode, name: str) -> cst.Name | None:
     """The first read of `name` after `assignment`, in the same function."""
     statement = code.statement_of(assignment)
     function, _, _, _ = code.function_of(assignment)
