@@ -209,6 +209,13 @@ def _failed(execution: Execution, error: str) -> None:
 def _run_playbook(execution: Execution) -> str:
     """Run the approved (rendered) steps in order; stop at the first failure."""
     approval = execution.approval
+    if not execution.steps and (earlier := _within_cooldown(execution)) is not None:
+        _failed(
+            execution,
+            f"Playbook “{approval.playbook.name}” already ran for {execution.incident.service or 'this service'} "
+            f"at {earlier:%H:%M:%S} UTC; its cooldown is {approval.playbook.cooldown_minutes} min, so it was not run again.",
+        )
+        return "cooldown"
     steps = list(execution.steps)
     for position, rendered in enumerate(approval.dry_run, start=1):
         if position <= len(steps):
@@ -261,6 +268,21 @@ def _run_playbook(execution: Execution) -> str:
         verification_note=f"Its check steps passed; watching for a recurrence until {quiet_until:%H:%M:%S} UTC.",
     )
     return "playbook ran"
+
+
+def _within_cooldown(execution: Execution):
+    """When the same playbook last started for the same service within its cooldown (another execution)."""
+    playbook = execution.approval.playbook
+    since = timezone.now() - timedelta(minutes=playbook.cooldown_minutes)
+    return (
+        Execution.objects.filter(
+            approval__playbook=playbook, incident__service=execution.incident.service, started_at__gte=since
+        )
+        .exclude(pk=execution.pk)
+        .order_by("-started_at")
+        .values_list("started_at", flat=True)
+        .first()
+    )
 
 
 def run_step(step: dict, *, incident_id: int) -> tuple[bool, str]:

@@ -275,3 +275,28 @@ def test_a_command_off_the_allow_list_is_refused(
     assert run_execution(execution.pk) == "failed"
     execution.refresh_from_db()
     assert "not on QUENCH_PLAYBOOK_COMMANDS" in execution.steps[0]["output"]
+
+
+def test_a_playbook_honours_its_cooldown_across_incidents(
+    db, post_json, make_integration, ops_server, django_user_model
+):
+    url, ops = ops_server
+    ops.statuses = {"/cancel": 200}
+    steps = [{"type": "http", "name": "Cancel", "method": "POST", "url": url + "/cancel"}]
+    token = make_integration("generic").raw_token
+    user = approver(django_user_model)
+    first = _playbook_proposal(post_json, token, url, steps=steps)
+    approvals.approve(first.pk, user=user)
+    assert run_execution(Execution.objects.get(approval=first).pk) == "playbook ran"
+    # Another incident of the same service wants the same playbook minutes later.
+    incident = open_incident(post_json, token, title="QueryCanceled again", dedup_key="db-timeout-2")
+    diagnosis, _ = services.request_diagnosis(incident.pk, trigger="new")
+    diagnosis.playbook = first.playbook
+    diagnosis.save()
+    second = services.propose_playbook(diagnosis.pk)
+    approvals.approve(second.pk, user=user)
+    execution = Execution.objects.get(approval=second)
+    assert run_execution(execution.pk) == "cooldown"
+    execution.refresh_from_db()
+    assert "cooldown is 30 min" in execution.error
+    assert ops.calls == [("POST", "/cancel")]  # ran once
