@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from remediation.llm.offline import replay, rewrites, sites
+from remediation.llm.offline import inputs, replay, rewrites, sites
 from remediation.llm.offline.contracts import Sources
 
 
@@ -275,7 +275,7 @@ def test_attribute_on_none_is_guarded_for_the_object_named_in_the_expression():
     early = fixes["none_guard_return"].new_source
     assert "    if user.profile is None:\n        return None\n" in early
     raising = fixes["none_guard_raise"].new_source
-    assert "raise ValueError('display_name(): user.profile is None')" in raising
+    assert 'raise ValueError("display_name(): user.profile is None")' in raising
 
 
 @pytest.mark.parametrize(
@@ -457,7 +457,7 @@ def _replay(source: str, line: int, exception_type: str, exception_value: str, f
     _, target = sites.locate(source, line, exception_type, exception_value, None)
     return replay.plan_replay(
         Sources({path: source}),
-        [replay.Frame(path, line, function)],
+        [inputs.Frame(path, line, function)],
         target,
         event=kwargs.pop("event", {}),
         expect=kwargs.pop("expect", replay.SERVE),

@@ -57,7 +57,7 @@ from remediation.llm.base import (
     SourceFile,
     Usage,
 )
-from remediation.llm.offline import critic, replay, rewrites, rules, sites
+from remediation.llm.offline import critic, inputs, replay, rewrites, rules, sites
 from remediation.llm.offline.critic import clip as _clip
 from remediation.llm.offline.critic import exception_text as _exception_text
 
@@ -161,17 +161,17 @@ def _resolve_line(source: SourceFile | None, frame: dict) -> int | None:
     return nearby[0] if len(nearby) == 1 else lineno
 
 
-def _chain_frames(context: DiagnosisContext, frames: list[dict], last: dict) -> list[replay.Frame]:
+def _chain_frames(context: DiagnosisContext, frames: list[dict], last: dict) -> list[inputs.Frame]:
     """The repository frames that lead to `last` without a gap (outermost first), lines resolved on the default branch."""
     index = next(i for i, frame in enumerate(frames) if frame is last)
-    chain: list[replay.Frame] = []
+    chain: list[inputs.Frame] = []
     for frame in reversed(frames[: index + 1]):
         source = context.source_file(frame.get("path") or "")
         line = _resolve_line(source, frame)
         is_culprit = not chain
         if source is None or not line or (not is_culprit and frame.get("function") in (None, "", "<module>")):
             break
-        chain.insert(0, replay.Frame(source.path, line, frame["function"], replay.literal_locals(frame)))
+        chain.insert(0, inputs.Frame(source.path, line, frame["function"], inputs.literal_locals(frame)))
     return chain
 
 

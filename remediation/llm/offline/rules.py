@@ -2,7 +2,7 @@
 
 `analyze` works out, once per crash and before any fix is chosen:
 
-- the chain of frames the failing input can be traced through (`replay.chain`);
+- the chain of frames the failing input can be traced through (`inputs.chain`);
 - whether the code documents a default for the missing value, whether the culprit may
   return None (its annotation or docstring, and what its caller does with the result),
   whether the value is a business value (money, or anything on a path that charges,
@@ -29,9 +29,10 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from remediation.llm.base import DiagnosisContext
-from remediation.llm.offline import contracts, replay, rewrites, sites
+from remediation.llm.offline import contracts, inputs, replay, rewrites, sites
 from remediation.llm.offline.contracts import Documented, Function, Report, Sources
-from remediation.llm.offline.replay import Frame, Link, Replay
+from remediation.llm.offline.inputs import Frame, Link
+from remediation.llm.offline.replay import Replay
 from remediation.llm.offline.rewrites import BOUNDARY, DOCUMENTED, RAISE, RETURN, TIMEOUT, VALUE, Fix
 from remediation.llm.offline.sites import Code, Target
 
@@ -118,7 +119,7 @@ def analyze(
     analysis.culprit = sources.function_at(culprit_frame.path, target.site.line, culprit_frame.function)
     resolved = [*frames[:-1], dataclasses.replace(culprit_frame, line=target.site.line)]
     analysis.frames = resolved
-    analysis.links = replay.chain(sources, resolved, target) if target.crash_class != sites.MISSING_TIMEOUT else []
+    analysis.links = inputs.chain(sources, resolved, target) if target.crash_class != sites.MISSING_TIMEOUT else []
     _contracts(analysis)
     _candidates(analysis, source, culprit_line, exception_type, exception_value, local_timeouts)
     return analysis
