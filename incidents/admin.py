@@ -227,7 +227,13 @@ class IncidentAdmin(admin.ModelAdmin):
     search_fields = ["title", "service", "exception_type", "alertname", "=fingerprint"]
     list_select_related = ["integration"]
     date_hierarchy = "last_seen"
-    actions = ["acknowledge_selected", "resolve_selected", "reanalyze_selected"]
+    actions = ["acknowledge_selected", "resolve_selected"]
+    # What the apps above add to this page, registered in their AppConfig.ready() (incidents
+    # never imports them): template-context panels `(incident, request) -> dict`, URL
+    # patterns `(model_admin) -> [path]`, and bulk actions that change incidents.
+    page_panels: list = []
+    extra_urls: list = []
+    extra_actions: list = []
     inlines = [ActivityInline, RecentEventInline, AffectedCustomerInline]
     fieldsets = [
         (None, {"fields": ["title", "status", "severity", "severity_reason", "category", "service", "environment"]}),
@@ -322,61 +328,22 @@ class IncidentAdmin(admin.ModelAdmin):
         )
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        # "Similar past incidents" comes from the knowledge app, through its service.
-        from knowledge.admin_panels import similar_incidents_context
-        from remediation.admin_panels import remediation_context
-
         incident = self.get_object(request, object_id)
-        panels = (
-            {**similar_incidents_context(incident), **remediation_context(incident, request.user)} if incident else {}
-        )
-        extra_context = {**(extra_context or {}), **panels}
-        return super().change_view(request, object_id, form_url, extra_context)
+        panels = {}
+        if incident is not None:
+            for panel in self.page_panels:
+                panels.update(panel(incident, request))
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **panels})
 
     def get_urls(self):
-        from django.urls import path
+        return [url for add_urls in self.extra_urls for url in add_urls(self)] + super().get_urls()
 
-        reanalyze = self.admin_site.admin_view(self.reanalyze_view)
-        return [
-            path("<int:incident_id>/reanalyze/", reanalyze, name="incidents_incident_reanalyze"),
-            *super().get_urls(),
-        ]
-
-    def reanalyze_view(self, request, incident_id: int):
-        """The "Reanalyze" button: ask for a fresh diagnosis (POST only; deduplicated for a few minutes)."""
-        from django.core.exceptions import PermissionDenied
-        from django.http import HttpResponseNotAllowed
-        from django.shortcuts import redirect
-
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        if not self.has_change_permission(request):
-            raise PermissionDenied
-        self._reanalyze(request, [incident_id])
-        return redirect("admin:incidents_incident_change", incident_id)
-
-    def _reanalyze(self, request, incident_ids):
-        from remediation.services import reanalyze
-
-        for incident_id in incident_ids:
-            try:
-                diagnosis, created = reanalyze(incident_id, actor=request.user.get_username())
-            except TransitionRefused as exc:
-                self.message_user(request, exc.message, messages.WARNING)
-                continue
-            if created:
-                self.message_user(request, f"Diagnosis #{diagnosis.pk} of incident #{incident_id} requested.")
-            else:
-                self.message_user(
-                    request,
-                    f"Incident #{incident_id} already has diagnosis #{diagnosis.pk} "
-                    f"({diagnosis.get_status_display().lower()}, requested {diagnosis.created_at:%H:%M}); not asked again.",
-                    messages.WARNING,
-                )
-
-    @admin.action(description="Reanalyze selected incidents", permissions=["change"])
-    def reanalyze_selected(self, request, queryset):
-        self._reanalyze(request, list(queryset.values_list("pk", flat=True)))
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if actions is not None and self.has_change_permission(request):
+            for action in self.extra_actions:
+                actions[action.__name__] = (action, action.__name__, action.short_description)
+        return actions
 
     def save_model(self, request, obj, form, change):
         if change and "severity" in form.changed_data:

@@ -27,3 +27,8 @@ def similar_incidents_context(incident, k: int = SIMILAR_INCIDENTS_IN_ADMIN) -> 
         logger.exception("similar incidents unavailable", extra={"incident_id": incident.pk})
         return {"similar_incidents": [], "similar_incidents_error": f"Similar incidents are unavailable: {error}"}
     return {"similar_incidents": hits}
+
+
+def similar_incidents_panel(incident, request) -> dict:
+    """The incident admin page's panel (registered in `KnowledgeConfig.ready()`)."""
+    return similar_incidents_context(incident)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.http import HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -14,7 +16,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.timesince import timesince
 
 from incidents.admin import ReadOnlyAdmin
-from remediation.admin_panels import approval_page_context
+from incidents.services import TransitionRefused
+from remediation.admin_panels import approval_page_context, remediation_context
 from remediation.approvals import ApprovalRefused, approve, can_approve, expire_overdue_approvals, reject
 from remediation.choices import ApprovalStatus
 from remediation.codehosts import CodeHostError
@@ -24,6 +27,7 @@ from remediation.playbooks import step_problems
 from remediation.queries import approval_queue
 from remediation.queue import enqueue_knowledge_of_fix
 from remediation.rendering import diff_html, output_html
+from remediation.services import link_service_incidents, reanalyze
 
 
 def _incident_link(incident_id: int, title: str = ""):
@@ -42,8 +46,6 @@ class ServiceAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        from remediation.services import link_service_incidents
-
         link_service_incidents(obj.pk)
 
 
@@ -453,3 +455,48 @@ class ExecutionAdmin(admin.ModelAdmin):
                     f"Merged {execution.branch} (now {head[:12]}); the watcher verifies it within a minute.",
                     messages.SUCCESS,
                 )
+
+
+# --- What remediation adds to the incident page (registered in RemediationConfig.ready()) ---
+
+
+def incident_remediation_panel(incident, request) -> dict:
+    return remediation_context(incident, request.user)
+
+
+def incident_reanalyze_urls(model_admin) -> list:
+    view = model_admin.admin_site.admin_view(partial(reanalyze_view, model_admin))
+    return [path("<int:incident_id>/reanalyze/", view, name="incidents_incident_reanalyze")]
+
+
+def reanalyze_view(model_admin, request, incident_id: int):
+    """The incident page's "Reanalyze" button: ask for a fresh diagnosis (POST; deduplicated for minutes)."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    if not model_admin.has_change_permission(request):
+        raise PermissionDenied
+    _reanalyze(model_admin, request, [incident_id])
+    return redirect("admin:incidents_incident_change", incident_id)
+
+
+@admin.action(description="Reanalyze selected incidents", permissions=["change"])
+def reanalyze_selected(model_admin, request, queryset):
+    _reanalyze(model_admin, request, list(queryset.values_list("pk", flat=True)))
+
+
+def _reanalyze(model_admin, request, incident_ids) -> None:
+    for incident_id in incident_ids:
+        try:
+            diagnosis, created = reanalyze(incident_id, actor=request.user.get_username())
+        except TransitionRefused as exc:
+            model_admin.message_user(request, exc.message, messages.WARNING)
+            continue
+        if created:
+            model_admin.message_user(request, f"Diagnosis #{diagnosis.pk} of incident #{incident_id} requested.")
+        else:
+            model_admin.message_user(
+                request,
+                f"Incident #{incident_id} already has diagnosis #{diagnosis.pk} "
+                f"({diagnosis.get_status_display().lower()}, requested {diagnosis.created_at:%H:%M}); not asked again.",
+                messages.WARNING,
+            )

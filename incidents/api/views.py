@@ -15,7 +15,6 @@ from incidents.api.serializers import IncidentActionSerializer, IncidentDetailSe
 from incidents.choices import IncidentStatus, Severity
 from incidents.models import Incident
 from incidents.services import acknowledge_incident, reopen_incident, resolve_incident
-from remediation.api.serializers import ReanalyzeResponseSerializer
 
 
 class IsEngineer(BasePermission):
@@ -104,14 +103,3 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @action(detail=True, methods=["post"])
     def reopen(self, request, pk=None):
         return self._act(request, pk, reopen_incident)
-
-    @extend_schema(request=None, responses={202: ReanalyzeResponseSerializer})
-    @action(detail=True, methods=["post"])
-    def reanalyze(self, request, pk=None):
-        """Ask for a fresh diagnosis; a repeat within QUENCH_REANALYZE_DEDUP_MINUTES returns the first (409 if refused)."""
-        from remediation.services import reanalyze
-
-        self.get_object()
-        diagnosis, created = reanalyze(int(pk), actor=request.user.get_username())
-        body = ReanalyzeResponseSerializer({"deduplicated": not created, "diagnosis": diagnosis}).data
-        return Response(body, status=202)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.authentication import BasicAuthentication, SessionAuthentication
@@ -9,18 +10,22 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from incidents.api.views import IsEngineer
+from incidents.models import Incident
 from remediation import approvals
 from remediation.api.serializers import (
     ApprovalDetailSerializer,
     ApproveSerializer,
     DiagnosisSerializer,
+    ReanalyzeResponseSerializer,
     RejectSerializer,
 )
 from remediation.choices import ApprovalStatus
 from remediation.models import ApprovalRequest, Diagnosis
 from remediation.queries import approval_queue
+from remediation.services import reanalyze
 
 
 def _id_param(request, name: str) -> int | None:
@@ -115,3 +120,23 @@ class ApprovalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         approval = self.get_object()
         approvals.reject(approval.pk, user=request.user, feedback=serializer.validated_data["feedback"])
         return self._decided(approval)
+
+
+class IncidentReanalyzeView(APIView):
+    """POST /api/v1/incidents/{id}/reanalyze: ask for a fresh diagnosis (the incident API's action, served here)."""
+
+    authentication_classes = [SessionAuthentication, BasicAuthentication]
+    permission_classes = [IsEngineer]
+
+    @extend_schema(
+        operation_id="incidents_reanalyze_create",
+        request=None,
+        responses={202: ReanalyzeResponseSerializer, 409: OpenApiResponse(description="Refused in this state.")},
+        tags=["incidents"],
+    )
+    def post(self, request, incident_id: int):
+        """Ask for a fresh diagnosis; a repeat within QUENCH_REANALYZE_DEDUP_MINUTES returns the first (409 if refused)."""
+        get_object_or_404(Incident, pk=incident_id)
+        diagnosis, created = reanalyze(incident_id, actor=request.user.get_username())
+        body = ReanalyzeResponseSerializer({"deduplicated": not created, "diagnosis": diagnosis}).data
+        return Response(body, status=202)
