@@ -191,7 +191,7 @@ QUENCH_SANDBOX_MAX_PROCESSES = env_int("QUENCH_SANDBOX_MAX_PROCESSES", 256)
 # the kernel does not apply the process limit to root.
 QUENCH_SANDBOX_UID = env_int("QUENCH_SANDBOX_UID", 65534)
 # More paths the sandbox must not see. Always hidden: BASE_DIR (code, .env, var/), the home
-# directory, QUENCH_REPOSITORY_CACHE, /run, and files named by *_FILE variables.
+# directory, QUENCH_REPOSITORY_CACHE, /run, and the files of secrets (SECRET_KEY_FILE, ...).
 QUENCH_SANDBOX_HIDE_PATHS = env_list("QUENCH_SANDBOX_HIDE_PATHS")
 # Directories shown read-only although under a hidden one (e.g. a virtual environment in a
 # home directory that the test command uses). Quench's own Python is always shown.
