@@ -6,106 +6,14 @@ repository, runs it with the current interpreter so that it crashes, and builds 
 """
 
 import dataclasses
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from incidents.sources.traceback import parse_python_traceback
 from remediation.diffs import changed_paths
 from remediation.explanations import explain
 from remediation.llm.base import AttemptRecord, DiagnosisContext, SourceFile
 from remediation.llm.offline import OfflineAnalyzer
-
-FIXTURES = Path(__file__).parent / "fixtures" / "offline"
-TEST_COMMAND = "python -m pytest -q"
-
-
-def _env() -> dict:
-    env = {key: value for key, value in os.environ.items() if key not in ("DJANGO_SETTINGS_MODULE", "PYTHONPATH")}
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    return env
-
-
-def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=check, env=_env())
-
-
-def _make_repo(tmp_path: Path, fixture: str, extra: dict[str, str] | None = None) -> Path:
-    repo = tmp_path / fixture
-    shutil.copytree(FIXTURES / fixture, repo)
-    for path, content in (extra or {}).items():
-        (repo / path).parent.mkdir(parents=True, exist_ok=True)
-        (repo / path).write_text(content)
-    _git(repo, "init", "-q", "-b", "main")
-    _git(repo, "add", "-A")
-    _git(repo, "-c", "user.name=Quench Test", "-c", "user.email=test@example.com", "commit", "-q", "-m", "initial")
-    return repo
-
-
-def _run(repo: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "run.py"], cwd=repo, capture_output=True, text=True, timeout=60, env=_env())
-
-
-def _pytest(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:django", *args],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=_env(),
-    )
-
-
-def _context(repo: Path, traceback_text: str, **fields) -> DiagnosisContext:
-    """What the diagnosis service hands a provider: frames with repository paths and the culprit files."""
-    exception_type, exception_value, frames = parse_python_traceback(traceback_text)
-    root = str(repo.resolve()) + "/"
-    rows, files = [], {}
-    for frame in frames:
-        row = dataclasses.asdict(frame)
-        filename = str(Path(frame.filename).resolve()) if frame.filename.startswith("/") else frame.filename
-        if filename.startswith(root):
-            row["path"] = filename[len(root) :]
-            source = files.setdefault(row["path"], SourceFile(row["path"], (repo / row["path"]).read_text()))
-            source.lines_of_interest.append(frame.lineno)
-        rows.append(row)
-    return DiagnosisContext(
-        incident_id=42,
-        title=f"{exception_type}: {exception_value}",
-        service="shop",
-        environment="production",
-        severity="error",
-        kind="error",
-        exception_type=exception_type,
-        exception_value=exception_value,
-        traceback=traceback_text,
-        frames=rows,
-        event_count=fields.pop("event_count", 3),
-        source_files=list(files.values()),
-        test_command=TEST_COMMAND,
-        has_repository=True,
-        **fields,
-    )
-
-
-def _crash(repo: Path) -> str:
-    result = _run(repo)
-    assert result.returncode != 0, result.stdout
-    assert "Traceback (most recent call last)" in result.stderr
-    return result.stderr
-
-
-def _apply(repo: Path, diff: str) -> None:
-    (repo.parent / "fix.patch").write_text(diff)
-    check = _git(repo, "apply", "--check", str(repo.parent / "fix.patch"), check=False)
-    assert check.returncode == 0, check.stderr
-    _git(repo, "apply", str(repo.parent / "fix.patch"))
-
+from tests import offline_services as svc
 
 SCENARIOS = {
     # run.py prints the result: None is not a value these functions may hand it, and nothing documents a default.
@@ -168,8 +76,8 @@ SCENARIOS = {
 @pytest.mark.parametrize("fixture", sorted(SCENARIOS))
 def test_real_crash_is_diagnosed_patched_and_the_patch_fixes_it(tmp_path, fixture):
     expected = SCENARIOS[fixture]
-    repo = _make_repo(tmp_path, fixture)
-    context = _context(repo, _crash(repo))
+    repo = svc.make_repo(tmp_path, fixture)
+    context = svc.context(repo, svc.crash(repo))
     analyzer = OfflineAnalyzer()
 
     diagnosis = analyzer.diagnose(context)
@@ -198,20 +106,20 @@ def test_real_crash_is_diagnosed_patched_and_the_patch_fixes_it(tmp_path, fixtur
     assert f"Risk {expected['risk']}" in proposal.summary
     assert proposal.usage.step == "patch"
 
-    _apply(repo, proposal.diff)
-    after_run = _run(repo)  # the crash is gone: a result, or the clear error the rules call for
+    svc.apply(repo, proposal.diff)
+    after_run = svc.run(repo)  # the crash is gone: a result, or the clear error the rules call for
     assert context.exception_type not in after_run.stderr
     if expected["outcome"]:
         assert after_run.stderr.strip().splitlines()[-1].endswith(expected["outcome"])
     else:
         assert after_run.returncode == 0
-    after = _pytest(repo, expected["test"])
+    after = svc.run_tests(repo, expected["test"])
     assert after.returncode == 0, after.stdout
 
     # Without the fix, the new test fails with the incident's exception.
-    original = _git(repo, "show", f"HEAD:{path}").stdout
+    original = svc.git(repo, "show", f"HEAD:{path}").stdout
     (repo / path).write_text(original)
-    before = _pytest(repo, expected["test"])
+    before = svc.run_tests(repo, expected["test"])
     assert before.returncode == 1, before.stdout
     assert f"QUENCH REPLAY [still-crashes]: {function}() still raises {context.exception_type}" in before.stdout
 
@@ -224,8 +132,8 @@ def test_real_crash_is_diagnosed_patched_and_the_patch_fixes_it(tmp_path, fixtur
 
 
 def test_call_without_a_timeout_gets_one_where_it_is_made(tmp_path):
-    repo = _make_repo(tmp_path, "inventory")
-    context = _context(repo, _crash(repo))
+    repo = svc.make_repo(tmp_path, "inventory")
+    context = svc.context(repo, svc.crash(repo))
     analyzer = OfflineAnalyzer()
 
     diagnosis = analyzer.diagnose(context)
@@ -248,8 +156,8 @@ def test_call_without_a_timeout_gets_one_where_it_is_made(tmp_path):
     assert "+    response = fetch(INVENTORY_URL, timeout=10)" in proposal.diff.splitlines()
     assert not proposal.adds_regression_test
     assert "No replay test: reproducing a timeout needs the slow dependency itself." in proposal.summary
-    _apply(repo, proposal.diff)
-    assert _run(repo).stdout.strip() == "2"
+    svc.apply(repo, proposal.diff)
+    assert svc.run(repo).stdout.strip() == "2"
 
     # With a playbook candidate, a timeout goes to the playbook first.
     with_playbook = dataclasses.replace(
@@ -265,15 +173,15 @@ def test_a_failed_attempt_is_critiqued_and_the_next_attempt_follows_the_critic(t
     none_for_empty = (
         "from shop.stats import average\n\n\ndef test_the_mean_of_nothing_is_none():\n    assert average([]) is None\n"
     )
-    repo = _make_repo(tmp_path, "stats", {"tests/test_stats.py": none_for_empty})
-    context = _context(repo, _crash(repo))
+    repo = svc.make_repo(tmp_path, "stats", {"tests/test_stats.py": none_for_empty})
+    context = svc.context(repo, svc.crash(repo))
     analyzer = OfflineAnalyzer()
     diagnosis = analyzer.diagnose(context)
 
     first = analyzer.propose_patch(context, diagnosis, [])
     assert first.summary.startswith("Strategy zero_default ")
-    _apply(repo, first.diff)
-    run = _pytest(repo)
+    svc.apply(repo, first.diff)
+    run = svc.run_tests(repo)
     assert run.returncode == 1
     attempt = AttemptRecord(number=1, patch=first.diff, status="failed", output=run.stdout, exit_code=1)
 
@@ -293,8 +201,8 @@ def test_a_failed_attempt_is_critiqued_and_the_next_attempt_follows_the_critic(t
 
 
 def test_strategy_sequence_follows_history_until_exhausted(tmp_path):
-    repo = _make_repo(tmp_path, "stats")
-    context = _context(repo, _crash(repo))
+    repo = svc.make_repo(tmp_path, "stats")
+    context = svc.context(repo, svc.crash(repo))
     analyzer = OfflineAnalyzer()
     diagnosis = analyzer.diagnose(context)
     history: list[AttemptRecord] = []
@@ -323,8 +231,8 @@ def test_strategy_sequence_follows_history_until_exhausted(tmp_path):
 
 
 def test_same_input_same_answer(tmp_path):
-    repo = _make_repo(tmp_path, "stats")
-    context = _context(repo, _crash(repo))
+    repo = svc.make_repo(tmp_path, "stats")
+    context = svc.context(repo, svc.crash(repo))
 
     def without_usage(result):
         return {key: value for key, value in dataclasses.asdict(result).items() if key != "usage"}
@@ -342,8 +250,8 @@ def test_same_input_same_answer(tmp_path):
 
 
 def test_frames_are_parsed_from_the_traceback_when_none_are_given(tmp_path):
-    repo = _make_repo(tmp_path, "payments")
-    context = dataclasses.replace(_context(repo, _crash(repo)), frames=[], exception_type="", exception_value="")
+    repo = svc.make_repo(tmp_path, "payments")
+    context = dataclasses.replace(svc.context(repo, svc.crash(repo)), frames=[], exception_type="", exception_value="")
     diagnosis = OfflineAnalyzer().diagnose(context)
     assert (diagnosis.culprit_file, diagnosis.culprit_line) == ("shop/payments.py", 11)
     assert diagnosis.recommended_action == "code_fix"
@@ -424,8 +332,8 @@ def test_exception_without_a_strategy_escalates_with_an_explanation():
 
 
 def test_critique_of_other_statuses(tmp_path):
-    repo = _make_repo(tmp_path, "stats")
-    context = _context(repo, _crash(repo))
+    repo = svc.make_repo(tmp_path, "stats")
+    context = svc.context(repo, svc.crash(repo))
     analyzer = OfflineAnalyzer()
     diagnosis = analyzer.diagnose(context)
     patch = analyzer.propose_patch(context, diagnosis, []).diff
@@ -549,21 +457,21 @@ def test_an_unknown_exception_still_gets_an_explanation():
 
 
 def test_culprit_line_is_found_when_the_default_branch_moved(tmp_path):
-    repo = _make_repo(tmp_path, "payments")
-    traceback_text = _crash(repo)  # the deployed code: the culprit is line 11
+    repo = svc.make_repo(tmp_path, "payments")
+    traceback_text = svc.crash(repo)  # the deployed code: the culprit is line 11
     moved = (
         '"""Charging orders (now with a longer docstring)."""\n\nimport math  # noqa: F401\n'
         + ((repo / "shop/payments.py").read_text().split("\n", 1)[1])
     )
     (repo / "shop/payments.py").write_text(moved)
-    _git(repo, "-c", "user.name=Quench Test", "-c", "user.email=test@example.com", "commit", "-qam", "moved")
-    context = _context(repo, traceback_text)
+    svc.git(repo, "-c", "user.name=Quench Test", "-c", "user.email=test@example.com", "commit", "-qam", "moved")
+    context = svc.context(repo, traceback_text)
 
     diagnosis = OfflineAnalyzer().diagnose(context)
     assert (diagnosis.culprit_file, diagnosis.culprit_line) == ("shop/payments.py", 13)
     assert "The traceback says line 11; that code is at line 13 on the default branch" in diagnosis.evidence
     proposal = OfflineAnalyzer().propose_patch(context, diagnosis, [])
-    _apply(repo, proposal.diff)
+    svc.apply(repo, proposal.diff)
     assert (
         '    if "currency" not in order:\n'
         "        raise PaymentError(\"charge(): order is missing 'currency'\")\n"

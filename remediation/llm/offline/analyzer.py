@@ -713,8 +713,12 @@ def _strategies_around(
     """(the strategy `attempt` used, the next allowed one), as far as they can be recognised."""
     fixes = facts.fixes
     tried = dataclasses.replace(attempt, status="failed")
-    used_index = next((index for index, fix in enumerate(fixes) if _was_tried(fix, context, [tried])), None)
-    if used_index is None:
-        return None, (fixes[0].strategy if fixes else None)
-    following = fixes[used_index + 1].strategy if used_index + 1 < len(fixes) else None
-    return fixes[used_index].strategy, following
+    used = next(
+        (fix for fix in (facts.analysis.candidates if facts.analysis else []) if _was_tried(fix, context, [tried])),
+        None,
+    )
+    following = next((fix.strategy for fix in fixes if fix is not used and not _was_tried(fix, context, [tried])), None)
+    if used is not None and used in fixes:
+        index = fixes.index(used)
+        following = fixes[index + 1].strategy if index + 1 < len(fixes) else None
+    return (used.strategy if used else None), following

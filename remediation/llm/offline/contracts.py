@@ -54,7 +54,7 @@ _NONE_CRASHES_IN = frozenset(
     asdict astuple replace str format repr bool""".split()  # noqa: SIM905 - a word list reads better as text
 )
 _NO_DEFAULT = object()
-_CLIENT_ERROR_NAMES = re.compile(
+CLIENT_ERROR_NAMES = re.compile(
     r"invalid|validation|badrequest|bad_request|malformed|missing|unprocessable|rejected|refused|notfound", re.I
 )
 
@@ -393,7 +393,7 @@ def documented_default(sources: Sources, path: str, name: str, function: Functio
 
 def _docstring_default(text: str, name: str) -> object:
     """The value a docstring gives `name` ("`quantity` is optional and defaults to 1"), or _NO_DEFAULT."""
-    pattern = rf"`?{re.escape(name)}`?[^.\n]*?\bdefaults? (?:to |is )?(?P<value>\"[^\"]*\"|'[^']*'|-?[\d.]+|an? empty \w+|empty)"
+    pattern = rf"`?{re.escape(name)}`?[^.\n]*?\bdefaults? (?:to |is )?(?P<value>\"[^\"]*\"|'[^']*'|-?\d+(?:\.\d+)?|an? empty \w+|empty)"
     match = re.search(pattern, text or "")
     if not match:
         return _NO_DEFAULT
@@ -524,7 +524,7 @@ def module_error_class(code: Code, base: str = "") -> str:
         if not isinstance(statement, cst.ClassDef) or not statement.bases:
             continue
         name = statement.name.value
-        if not name.endswith(("Error", "Exception", "Invalid", "Rejected")) and not _CLIENT_ERROR_NAMES.search(name):
+        if not name.endswith(("Error", "Exception", "Invalid", "Rejected")) and not CLIENT_ERROR_NAMES.search(name):
             continue
         if any(
             isinstance(item, cst.FunctionDef) and item.name.value == "__init__"
@@ -540,7 +540,7 @@ def module_error_class(code: Code, base: str = "") -> str:
 
 def class_is_validation_error(sources: Sources, path: str, name: str) -> bool:
     """Whether error class `name` (as `path` knows it) is about bad input, judged by its name, base or docstring."""
-    if name.split(".")[-1] in ("ValueError", "TypeError") or _CLIENT_ERROR_NAMES.search(name):
+    if name.split(".")[-1] in ("ValueError", "TypeError") or CLIENT_ERROR_NAMES.search(name):
         return True
     found = sources.class_def(path, name.split(".")[-1])
     if found is None:
@@ -549,7 +549,7 @@ def class_is_validation_error(sources: Sources, path: str, name: str) -> bool:
     bases = [dotted(arg.value) for arg in node.bases]
     docstring = node.get_docstring() or ""
     return "ValueError" in bases or bool(
-        re.search(r"\b(?:invalid|malformed|missing|validation|bad input|rejected|refused)\b", docstring, re.I)
+        re.search(r"\b(?:invalid|malformed|missing|validation|bad input)\b", docstring, re.I)
     )
 
 

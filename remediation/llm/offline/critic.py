@@ -24,7 +24,8 @@ from remediation.llm.offline.replay import TEST_PREFIX
 from remediation.llm.offline.rewrites import BOUNDARY, DOCUMENTED, RAISE, RETURN, VALUE, Strategy
 
 MAX_VALUE_CHARS = 200
-REPLAY_MARK = re.compile(r"QUENCH REPLAY \[(?P<kind>[\w-]+)\]: (?P<message>.*?)(?:\s*$|\s+assert\b|'\)?$)", re.M)
+# The replay test's verdict as the test runner prints the failure (not the test's source lines it quotes).
+REPLAY_MARK = re.compile(r"AssertionError: QUENCH REPLAY \[(?P<kind>[\w-]+)\]: (?P<message>.*?)\s*$", re.M)
 TYPE_ERROR = re.compile(r"(?m)^(?P<path>[\w./-]+\.py):(?P<line>\d+): error: (?P<message>.+?)(?:\s+\[[\w-]+\])?\s*$")
 # Older regression tests were named so; their failures count as the replay's.
 TEST_MARKERS = (TEST_PREFIX, "test_quench_regression")

@@ -60,6 +60,7 @@ class Analysis:
     boundary: Link | None = None
     boundary_report: Report | None = None
     fixes: list[Fix] = field(default_factory=list)  # allowed, ranked
+    candidates: list[Fix] = field(default_factory=list)  # every fix written, allowed or refused (to recognise one)
     refused: dict[str, str] = field(default_factory=dict)  # strategy → the rule it breaks
     skipped: dict[str, str] = field(default_factory=dict)  # strategy → why it does not apply to this code
     expect: str = replay.SERVE
@@ -245,6 +246,9 @@ def report_for(analysis: Analysis, index: int, *, allow_response: bool) -> tuple
         for name, status, how in contracts.caught_here(outer.function, outer.line):
             if status is None or not 400 <= status < 500:
                 continue
+            # A refused input is a 400 or a 422; a 402 (payment declined) or a 409 means something else.
+            if status not in (400, 422) and not contracts.CLIENT_ERROR_NAMES.search(name):
+                continue
             if not contracts.class_is_validation_error(sources, outer.path, name):
                 continue
             own = contracts.module_error_class(code, base=name.split(".")[-1])
@@ -372,6 +376,7 @@ def _candidates(analysis, source, culprit_line, exception_type, exception_value,
             fixes.append(boundary)
         elif boundary:
             analysis.skipped[_strategy(analysis, BOUNDARY).name] = boundary
+    analysis.candidates = list(fixes)
     allowed = []
     for fix in fixes:
         verdict = judge(analysis, fix)
