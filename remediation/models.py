@@ -244,6 +244,12 @@ class FixAttempt(models.Model):
     output = models.TextField(blank=True, help_text="The test run's output, truncated in the middle.")
     output_truncated = models.BooleanField(default=False)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    isolated = models.BooleanField(null=True, blank=True, help_text="Whether the tests ran under bubblewrap.")
+    failed_check = models.CharField(max_length=20, blank=True, help_text="Which check failed: tests or type_check.")
+    type_check = models.CharField(
+        max_length=10, blank=True, help_text="The type check's outcome: passed, failed, skipped, error."
+    )
+    type_check_message = models.CharField(max_length=500, blank=True)
     critic_what_failed = models.TextField(blank=True)
     critic_why = models.TextField(blank=True)
     critic_next = models.TextField(blank=True, help_text="What the next attempt must do.")

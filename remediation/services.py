@@ -564,6 +564,8 @@ def _run_fix_attempt(diagnosis_id: int, number: int, *, provider: LLMProvider | 
     attempt.output_truncated = result.output_truncated
     attempt.duration_ms = result.duration_ms or int((time.monotonic() - started) * 1000)
     attempt.base_commit = result.base_commit or attempt.base_commit
+    attempt.isolated, attempt.failed_check = result.isolated, result.failed_check
+    attempt.type_check, attempt.type_check_message = result.type_check, result.type_check_message[:500]
     attempt.finished_at = timezone.now()
     attempt.save()
     _record_attempt(diagnosis, attempt, result.message)

@@ -254,3 +254,12 @@ def test_an_exhausted_anthropic_quota_falls_back_to_the_offline_analyzer(shop, c
     assert "test-key" not in json.dumps(diagnosis.decision_chain)
     assert len(requests) >= 1  # one per step: a quota refusal is never retried
     assert ApprovalRequest.objects.get(incident=incident).status == ApprovalStatus.PENDING
+
+
+def test_a_fix_attempt_records_that_it_ran_isolated_and_its_type_check(shop, crash):
+    incident = crash("search-no-results")
+    assert drive(Diagnosis.objects.get(incident=incident).pk) == "proposed"
+    attempt = FixAttempt.objects.get(incident=incident, status=FixAttemptStatus.PASSED)
+    assert attempt.isolated is True  # bubblewrap is installed wherever the suite runs
+    assert attempt.failed_check == ""
+    assert attempt.type_check in ("passed", "skipped")
