@@ -59,6 +59,9 @@ bench-retrieval: migrate
 bench-pipeline: migrate
 	$(PY) bench/pipeline.py --rounds 3
 
+bench-fixes: migrate
+	$(PY) bench/fixes.py
+
 bench-grouping: $(STAMP)
 	$(PY) -m pip install --quiet -r requirements/bench.txt
 	$(PY) bench/grouping.py

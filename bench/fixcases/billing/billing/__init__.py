@@ -1,0 +1,1 @@
+"""Billing: invoices and quotes for the sales tool, behind a small HTTP API."""

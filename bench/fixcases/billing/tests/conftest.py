@@ -1,0 +1,8 @@
+import pytest
+from billing import ledger
+
+
+@pytest.fixture(autouse=True)
+def _empty_ledger():
+    ledger.ISSUED.clear()
+    yield
