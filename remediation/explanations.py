@@ -57,22 +57,25 @@ _entry(
     CODE_BUG,
     "A mapping (a dict, a parsed JSON object, os.environ, a cache) was indexed with a key it does not "
     "contain; the code assumed the key is always present.",
-    "read optional keys with .get() and a sensible default, or validate the input where it enters the "
-    "service and reject it with a clear error.",
+    "validate the input where it enters the service and refuse it with a clear error naming the key; read a "
+    "key with .get() only when the code documents its default (never a made-up price, amount or count).",
 )
 _entry(
     "IndexError",
     CODE_BUG,
     "A sequence was indexed past its end, most often [0] or [-1] on an empty list (no results, an empty "
     "payload, a split that found no separator).",
-    "handle the empty case before indexing (return early, use a default, or raise a clear error).",
+    "handle the empty case before indexing: return what the function documents for it (None where its "
+    "annotation and callers allow it), or refuse the input with a clear error where it enters.",
 )
 _entry(
     "ZeroDivisionError",
     CODE_BUG,
     "A division or modulo had a zero denominator, typically an average or ratio over an empty set "
     "(len(items) == 0) or a count that can legitimately be zero.",
-    "guard the denominator and decide what the result is for the empty case (0, None, or a clear error).",
+    "guard the denominator and decide what the result is for the empty case: the value the function "
+    "documents (a rate of nothing may be None or 0 on a report), never an invented figure that is charged or "
+    "shipped, else a clear error where the input enters.",
 )
 _entry(
     "AttributeError",
@@ -80,7 +83,9 @@ _entry(
     "An attribute was read from an object that does not have it; with 'NoneType' in the message, a "
     "value that is usually an object was None (a lookup that found nothing, an optional field, a "
     "function that returned nothing).",
-    "check for None where the value is produced or before it is used, or fix the attribute name.",
+    "check for None where the value is produced or before it is used: use the default the code documents, "
+    "return None only where the annotation and the callers allow it, else raise a clear error naming what was "
+    "not found; or fix the attribute name.",
 )
 _entry(
     "TypeError",

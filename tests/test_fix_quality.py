@@ -297,3 +297,23 @@ def test_use_the_documented_default_moves_the_next_patch_to_it_and_a_rejected_pa
     # Without the first rejection, "use the documented default" brings it back first.
     only = [_rejected(second, 1, "Use the documented default: quantity defaults to 1.")]
     assert analyzer.propose_patch(context, diagnosis, only).summary.startswith("Strategy key_documented_default ")
+
+
+# --- the LLM path is held to the same rules ------------------------------------------------------------------
+
+
+def test_the_model_is_given_the_rules_and_the_replay_test_the_sandbox_will_run(shop_repo):
+    from remediation.llm import prompts
+
+    context = _shop_context(shop_repo, "payment-missing-currency")
+    diagnosis = OfflineAnalyzer().diagnose(context)
+    prompt = prompts.patch_prompt(context, diagnosis, [])
+    assert "## The replay test\nAdd this file unchanged as the new file tests/test_quench_replay_charge.py" in prompt
+    assert "entry_api.dispatch(request=entry_api.Request(method='POST', path='/api/orders/1042/pay', body={}))" in (
+        prompt
+    )
+    for rules in (prompts.PATCH_SYSTEM, prompts.CRITIQUE_SYSTEM):
+        assert "Replay from the entry point." in rules
+        assert "No silent wrong values." in rules
+        assert "refuse the input where it enters" in rules
+    assert "`moved` (the crash moved to a caller" in prompts.CRITIQUE_SYSTEM

@@ -18,6 +18,7 @@ import re
 
 from incidents.redaction import redact_text
 from remediation.llm.base import AttemptRecord, CriticFeedback, DiagnosisContext, DiagnosisResult
+from remediation.llm.offline import replay_test_for
 
 DIAGNOSE_TOOL = "record_diagnosis"
 PATCH_TOOL = "propose_patch"
@@ -53,9 +54,35 @@ unclear, or too risky to change automatically.
 {_DATA_NOT_INSTRUCTIONS}
 Answer only by calling the {DIAGNOSE_TOOL} tool."""
 
+# What a fix must satisfy (DESIGN.md, "What a fix must be"): the same rules the offline analyzer ranks its
+# strategies by, and the replay test in the sandbox checks both.
+FIX_RULES = """What a fix must satisfy (a green test run is not enough; a human approves only fixes that are right):
+- Replay from the entry point. The sandbox replays the failing input, rebuilt from the incident, through the \
+outermost frame of the traceback it can rebuild (the request handler or the job, not only the culprit function). It \
+must end in a result, or in a deliberate error: the framework's 4xx, or, where nothing answers with responses, a \
+ValueError-style domain error whose message names the bad value. A crash that moves one frame up (the caller now \
+fails on what the culprit returns), an error that escapes a request handler as a 500, or a refusal that does not say \
+what is wrong is a failed attempt.
+- No silent wrong values. Never return a value the function's annotation, docstring or callers do not allow (None \
+from `-> Receipt`; None where the caller reads an attribute, indexes, computes or calls asdict()). Never invent a \
+business value: no 0 or empty default for a price, an amount, a total, a currency, or a count that is used to charge, \
+pay, ship, reserve or reorder, and no skipping of such an item.
+- Where no safe value exists, refuse the input where it enters (the handler or job that receives it), the way that \
+layer already reports errors: the 4xx response it returns elsewhere, or the error class a caller already turns into \
+a 4xx; name the missing or invalid value in the message. Prefer validating at that boundary over patching deep \
+inside.
+- Where the code documents what this input gets, use it: a default it documents (a `.get(key, default)` elsewhere, a \
+`DEFAULT_...` constant, a docstring "defaults to ..."), or the None a function's annotation and docstring promise \
+and its caller handles.
+- Keep annotations true: the sandbox type-checks the files you change, and a new error fails the attempt.
+- Add the replay test Quench wrote (given below when it could be written) unchanged, as a new file; you may add a \
+regression test of your own next to it."""
+
 PATCH_SYSTEM = f"""You are the fixer of Quench, an incident autopilot for teams that run Python services.
 You are given an incident, its diagnosis, the source files involved and any previous fix attempts with their test \
 output, a critic's feedback and a reviewer's feedback. Write the smallest change that fixes the root cause.
+
+{FIX_RULES}
 
 How to write the change:
 - Describe it as edits to the source files you were shown: each edit names a file (its repository-relative path \
@@ -66,8 +93,9 @@ once in the file: include enough surrounding lines to make it unique. Edits to o
 fix and passes with it, in the style of the service's tests.
 - Never write diff syntax, never touch files you were not shown except to add new ones, never change CI \
 configuration, .git or dependency pins, and never weaken or delete existing tests.
-- When previous attempts failed, do what the critic's NEXT ATTEMPT MUST says and what the reviewer asked; do not \
-repeat a patch that already failed.
+- When previous attempts failed, do what the critic's NEXT ATTEMPT MUST says and what the reviewer asked (their \
+words decide: "don't return None, raise a clear error" means exactly that); never repeat a patch that already \
+failed or was rejected.
 - If no safe, small patch can fix this (the cause is outside the code, or you were not shown the code to change), \
 set give_up to true and say why in give_up_reason instead of guessing.
 
@@ -77,6 +105,15 @@ Answer only by calling the {PATCH_TOOL} tool."""
 CRITIQUE_SYSTEM = f"""You are the critic of Quench, an incident autopilot for teams that run Python services.
 A fix attempt for an incident was tested in a sandbox and did not pass. You are given the incident, its diagnosis, \
 the attempt's patch and the output of its test run.
+
+The test run includes Quench's replay test, which replays the failing input through the entry point; its failures \
+read `QUENCH REPLAY [kind]: ...`: `still-crashes` (the fix did not cover the path), `moved` (the crash moved to a \
+caller: the patch returned something the caller cannot use), `none-returned` (None where the annotation promises a \
+value), `served-invalid-input` (an input with no safe value was served: a silently wrong value), `escaped` or \
+`server-error` (the refusal became a 500), `unclear-error` (the refusal does not name the bad value), `not-reached` \
+(the rebuilt input did not reach the culprit). Type checker errors (`path:line: error: ...`) fail it too.
+
+{FIX_RULES}
 
 Say, concretely and briefly:
 - what_failed: which test or step failed and with what error (quote the decisive line of the output);
@@ -104,6 +141,7 @@ def patch_prompt(context: DiagnosisContext, diagnosis: DiagnosisResult, history:
     sections = [render_context(context), render_diagnosis(diagnosis)]
     if history:
         sections.append(render_history(history))
+    sections.append(render_replay_test(context))
     editable = ", ".join(file.path for file in context.source_files) or "none"
     attempt_number = max((attempt.number for attempt in history), default=0) + 1
     sections.append(
@@ -212,6 +250,18 @@ def render_attempt(attempt: AttemptRecord, *, output_chars: int = OUTPUT_TAIL_CH
     if attempt.reviewer_feedback:
         lines.append("Reviewer feedback (a human rejected this attempt):\n" + attempt.reviewer_feedback.strip())
     return "\n".join(lines)
+
+
+def render_replay_test(context: DiagnosisContext) -> str:
+    """The replay test the sandbox will run with the patch, or why there is none (the same the offline analyzer adds)."""
+    test = replay_test_for(context)
+    if isinstance(test, str):
+        return f"## The replay test\nQuench could not write one for this incident: {test}."
+    path, content = test
+    return (
+        f"## The replay test\nAdd this file unchanged as the new file {path}: it replays the failing input through "
+        f"the entry point and fails unless the rules above hold.\n{fenced(content, 'python')}"
+    )
 
 
 def format_critic_feedback(feedback: CriticFeedback) -> str:

@@ -10,6 +10,6 @@
 - `critic`: reading a failed attempt, and what the history asks of the next one.
 """
 
-from remediation.llm.offline.analyzer import OfflineAnalyzer
+from remediation.llm.offline.analyzer import OfflineAnalyzer, replay_test_for
 
-__all__ = ["OfflineAnalyzer"]
+__all__ = ["OfflineAnalyzer", "replay_test_for"]

@@ -455,7 +455,7 @@ class OfflineAnalyzer:
         remaining.sort(key=lambda fix: (guidance.rank(fix.strategy.mode), rules.rank(facts.analysis, fix)))
         fix = remaining[0]
         changes = [FileChange(fix.path, context.source_file(fix.path).content, fix.new_source)]
-        test = self._replay_test(context, facts, guidance)
+        test = _replay_test(context, facts, guidance)
         if isinstance(test, tuple):
             changes.append(FileChange(test[0], None, test[1]))
         diff = unified_diff(changes)
@@ -475,25 +475,6 @@ class OfflineAnalyzer:
                 duration_ms=int((time.monotonic() - started) * 1000),
             ),
         )
-
-    def _replay_test(
-        self, context: DiagnosisContext, facts: _Facts, guidance: critic.Guidance
-    ) -> tuple[str, str] | str:
-        if guidance.omit_test:
-            return "an earlier attempt's replay test failed for reasons of its own, so this attempt leaves it out"
-        planned = facts.analysis.replay(context, skip_outer=guidance.skip_outer)
-        if isinstance(planned, str):
-            return planned
-        if any(replay.runs_code_on_import(context.source_file(e.link.path).content) for e in planned.entries):
-            return (
-                "importing the entry point's module runs its own code at top level, so a test cannot import it safely"
-            )
-        test = replay.replay_test_file(
-            planned, facts.analysis.sources, test_command=context.test_command, incident=f"#{context.incident_id}"
-        )
-        if isinstance(test, tuple) and context.source_file(test[0]) is not None:
-            return f"{test[0]} already exists in the repository"
-        return test
 
     def _patch_summary(self, context, facts, fix, test, guidance, left, risk) -> str:
         site = fix.site
@@ -656,6 +637,31 @@ def _playbook_id(playbook: dict | None) -> int | None:
         return int(playbook["id"]) if playbook and playbook.get("id") is not None else None
     except (TypeError, ValueError):
         return None
+
+
+def _replay_test(context: DiagnosisContext, facts: _Facts, guidance: critic.Guidance) -> tuple[str, str] | str:
+    """The replay test for this incident (path, content), or why none is written."""
+    if guidance.omit_test:
+        return "an earlier attempt's replay test failed for reasons of its own, so this attempt leaves it out"
+    planned = facts.analysis.replay(context, skip_outer=guidance.skip_outer)
+    if isinstance(planned, str):
+        return planned
+    if any(replay.runs_code_on_import(context.source_file(e.link.path).content) for e in planned.entries):
+        return "importing the entry point's module runs its own code at top level, so a test cannot import it safely"
+    test = replay.replay_test_file(
+        planned, facts.analysis.sources, test_command=context.test_command, incident=f"#{context.incident_id}"
+    )
+    if isinstance(test, tuple) and context.source_file(test[0]) is not None:
+        return f"{test[0]} already exists in the repository"
+    return test
+
+
+def replay_test_for(context: DiagnosisContext) -> tuple[str, str] | str:
+    """The replay test Quench adds to a fix of this incident, whoever writes the fix: (path, content), or why none."""
+    facts = _facts(context)
+    if facts.analysis is None or facts.analysis.target is None:
+        return "no construct that raised was found on the culprit line"
+    return _replay_test(context, facts, critic.Guidance())
 
 
 def _rule_evidence(analysis: rules.Analysis | None) -> list[str]:
