@@ -91,6 +91,10 @@ def test_a_reviewer_rejects_with_feedback_and_sees_the_new_attempt(page, live_se
         assert new.status == "pending"
         assert "Code fix — Pending" in page.locator("#approval-summary").inner_text()
         assert attempt.patch != approval.fix_attempt.patch
+        # Its approval page keeps the rejected attempt in view, below the new patch.
+        page.goto(f"{live_server.url}/admin/remediation/approvalrequest/{new.pk}/change/")
+        assert "Attempt 1" in page.locator(".earlier-attempt").inner_text()
+        assert words in page.locator("#approval-patch").inner_text()  # the feedback it was given
 
 
 def test_a_user_without_the_permission_sees_but_cannot_decide(page, live_server, proposal, django_user_model):

@@ -42,10 +42,9 @@ def test_an_engineer_reads_the_diagnosis_and_the_tested_patch(logged_in, live_se
     added = attempt.locator("pre.quench-diff span.diff-add").first
     assert added.inner_text().startswith("+")
     assert "230, 255, 237" in added.evaluate("node => getComputedStyle(node).backgroundColor")
-    # The first attempt failed its tests; the panel keeps it, with the critic's verdict.
-    first = panel.locator(".fix-attempt").first
-    assert 'order["currency"]' in first.locator("span.diff-del").first.inner_text()
-    assert "WHAT FAILED" in first.locator("pre.critic").inner_text()
+    # The right fix refuses the order where it enters (a 400), not deep in charge().
+    assert 'if "currency" not in order' in attempt.inner_text()
+    assert "shop/api.py" in attempt.inner_text()
     assert "Awaiting approval" in page.locator("div.form-row.field-status").inner_text()
     assert "Code fix — Pending" in page.locator("#approval-summary").inner_text()
     page.screenshot(path=str(screenshot_dir() / "admin-diagnosis.png"), full_page=True)
