@@ -610,3 +610,25 @@ def test_the_default_fits_where_an_assigned_value_is_used_next():
     planned = _replay(source, 2, "KeyError", "'currency'", "label")
     assert planned.entry.call == "entry_mod.label(order={'count': 1})"
     assert _check(source, fix.new_source, _call(planned), KeyError) == "2 "
+
+
+def test_frame_locals_the_source_sent_are_the_replayed_input():
+    source = "def total(order):\n    return order['amount'] * order['rate']\n"
+    _, target = sites.locate(source, 2, "KeyError", "'rate'", None)
+    # As Sentry sends them: each local's repr; what is not a literal is left out.
+    locals_sent = inputs.literal_locals({"vars": {"order": "{'amount': 5, 'note': 'gift'}", "self": "<Cart at 0x1>"}})
+    assert locals_sent == {"order": {"amount": 5, "note": "gift"}}
+    planned = replay.plan_replay(
+        Sources({"svc/mod.py": source}),
+        [inputs.Frame("svc/mod.py", 2, "total", locals_sent)],
+        target,
+        event={},
+        expect=replay.REFUSE,
+        why="",
+        must_name=("rate",),
+        exception="KeyError",
+        exception_value="'rate'",
+    )
+    assert planned.entry.call == "entry_mod.total(order={'amount': 5, 'note': 'gift'})"
+    with pytest.raises(KeyError):
+        _run(source, _call(planned))

@@ -648,9 +648,12 @@ def _replay_test(context: DiagnosisContext, facts: _Facts, guidance: critic.Guid
         return planned
     if any(replay.runs_code_on_import(context.source_file(e.link.path).content) for e in planned.entries):
         return "importing the entry point's module runs its own code at top level, so a test cannot import it safely"
-    test = replay.replay_test_file(
-        planned, facts.analysis.sources, test_command=context.test_command, incident=f"#{context.incident_id}"
-    )
+    try:
+        test = replay.replay_test_file(
+            planned, facts.analysis.sources, test_command=context.test_command, incident=f"#{context.incident_id}"
+        )
+    except (SyntaxError, ValueError, TypeError) as exc:  # a test that would not even parse is left out
+        return f"the replay test could not be written ({type(exc).__name__}: {exc})"
     if isinstance(test, tuple) and context.source_file(test[0]) is not None:
         return f"{test[0]} already exists in the repository"
     return test

@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from dataclasses import dataclass, field
 
@@ -35,6 +36,8 @@ from remediation.llm.offline.inputs import Frame, Link
 from remediation.llm.offline.replay import Replay
 from remediation.llm.offline.rewrites import BOUNDARY, DOCUMENTED, RAISE, RETURN, TIMEOUT, VALUE, Fix
 from remediation.llm.offline.sites import Code, Target
+
+logger = logging.getLogger(__name__)
 
 RANK = {DOCUMENTED: 0, BOUNDARY: 1, RETURN: 2, VALUE: 3, RAISE: 4, TIMEOUT: 5}
 
@@ -72,6 +75,13 @@ class Analysis:
     def replay(self, context: DiagnosisContext, *, skip_outer: int = 0) -> Replay | str:
         if self.target is None:
             return "the crash site was not found in the culprit file"
+        try:
+            return self._plan_replay(context, skip_outer)
+        except Exception as exc:  # noqa: BLE001 — a replay the writer does not understand is left out, never a crash
+            logger.warning("the replay test could not be planned", exc_info=True)
+            return f"the replay could not be planned ({type(exc).__name__})"
+
+    def _plan_replay(self, context: DiagnosisContext, skip_outer: int) -> Replay | str:
         return replay.plan_replay(
             self.sources,
             self.frames,
@@ -120,8 +130,14 @@ def analyze(
     analysis.culprit = sources.function_at(culprit_frame.path, target.site.line, culprit_frame.function)
     resolved = [*frames[:-1], dataclasses.replace(culprit_frame, line=target.site.line)]
     analysis.frames = resolved
-    analysis.links = inputs.chain(sources, resolved, target) if target.crash_class != sites.MISSING_TIMEOUT else []
-    _contracts(analysis)
+    try:
+        if target.crash_class != sites.MISSING_TIMEOUT:
+            analysis.links = inputs.chain(sources, resolved, target)
+        _contracts(analysis)
+    except Exception:  # noqa: BLE001 — code the chain does not understand costs the callers' view, never the diagnosis
+        logger.warning("the rules could not read the callers; judging the culprit alone", exc_info=True)
+        analysis.links, analysis.frames = [], resolved[-1:]
+        _contracts(analysis)
     _candidates(analysis, source, culprit_line, exception_type, exception_value, local_timeouts)
     return analysis
 
