@@ -135,7 +135,7 @@ class Sources:
     def code(self, path: str) -> Code | None:
         if path not in self._codes:
             try:
-                self._codes[path] = Code(self.files[path]) if path in self.files else None
+                self._codes[path] = Code.of(self.files[path]) if path in self.files else None
             except (cst.ParserSyntaxError, RecursionError, ValueError):
                 self._codes[path] = None
         return self._codes[path]

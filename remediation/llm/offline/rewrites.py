@@ -449,7 +449,7 @@ def _guard_rewrite(code: Code, target: Target, mode: str, raise_class: str = "")
 def widen_return(source: str, function: str, line: int) -> tuple[str, str] | None:
     """`source` with the return annotation of `function` (holding `line`) widened to allow None: (source, new annotation)."""
     try:
-        code = Code(source)
+        code = Code.of(source)
     except (cst.ParserSyntaxError, RecursionError, ValueError):
         return None
     for node in code.descendants(code.module, cst.FunctionDef):
@@ -483,7 +483,7 @@ def boundary_fix(
 ) -> Fix | str:
     """A guard `if condition: report` before the statement that calls inward on `call_line` of `function`."""
     try:
-        code = Code(source)
+        code = Code.of(source)
     except (cst.ParserSyntaxError, RecursionError, ValueError) as exc:
         return f"{path} does not parse ({type(exc).__name__})"
     calls = [
@@ -578,7 +578,7 @@ def _hoist(code: Code, target: Target, local: Mapping[str, tuple[str, int | None
     source = code.module.deep_replace(block, block.with_changes(body=body)).code
     line = target.site.line + (1 if code.line_of(statement) <= target.site.line else 0)
     try:
-        hoisted = Code(source)
+        hoisted = Code.of(source)
         again = find_target(hoisted, line, target.crash_class, target.message, local)
     except Exception:  # noqa: BLE001 — a hoist that does not round-trip is simply not offered
         return None

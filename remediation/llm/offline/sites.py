@@ -12,6 +12,7 @@ Everything goes through libcst's concrete syntax tree, so the rewrites built on 
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -79,7 +80,17 @@ class CrashSite:
 
 
 class Code:
-    """A parsed module with positions, parents and load/store contexts of its nodes."""
+    """A parsed module with positions, parents and load/store contexts of its nodes.
+
+    `Code.of(source)` shares one parse per source text: parsing a large file with its metadata
+    takes a good part of a second, and one diagnosis reads the same files from several places
+    (nodes are immutable, so sharing is safe, and node identity holds across those places).
+    """
+
+    @staticmethod
+    @functools.lru_cache(maxsize=32)
+    def of(source: str) -> Code:
+        return Code(source)
 
     def __init__(self, source: str):
         self.source = source
@@ -811,7 +822,7 @@ def locate(source, line, exception_type, exception_value, local_timeouts) -> tup
     if kind is None or not line or line < 1:
         return None
     try:
-        code = Code(source)
+        code = Code.of(source)
     except (cst.ParserSyntaxError, RecursionError, ValueError):
         return None
     local = dict(local_timeouts or {})
