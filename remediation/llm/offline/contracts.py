@@ -46,7 +46,7 @@ SINK_WORDS = frozenset(
     """charge charges capture pay pays payment payments bill billing invoice invoices refund refunds ship
     ships shipping shipment shipments fulfil fulfill fulfilment fulfillment checkout transfer withdraw
     deposit payout quote quotes purchase reserve reservation reorder restock price pricing pack packing
-    label labels warehouse stock inventory""".split()  # noqa: SIM905 - a word list reads better as text
+    warehouse stock inventory""".split()  # noqa: SIM905 - a word list reads better as text
 )
 # Builtins and helpers a None argument crashes (or silently turns into the text "None").
 _NONE_CRASHES_IN = frozenset(
