@@ -446,7 +446,7 @@ class IngestCounter(models.Model):
     """
 
     source = models.CharField(max_length=20)
-    outcome = models.CharField(max_length=20)
+    outcome = models.CharField(max_length=40)  # an EventOutcome, or rejected_<reason>
     shard = models.PositiveSmallIntegerField()
     count = models.PositiveBigIntegerField(default=0)
 

@@ -102,3 +102,12 @@ def test_metrics_count_events_by_source_and_outcome_and_open_incidents(client, p
     assert 'quench_events_total{source="generic",outcome="rejected_invalid"} 1' in text
     assert 'quench_open_incidents{severity="P1"} 1' in text
     assert 'quench_open_incidents{severity="P0"} 0' in text
+
+
+def test_every_rejection_reason_fits_the_counter(client, post_json, token):
+    # "rejected_unauthenticated" is longer than the column once was: the flush failed (a 500).
+    answer = post_json("/api/v1/ingest/events-v2", {"routing_key": "nope", "event_action": "trigger", "payload": {}})
+    assert answer.status_code == 401
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert 'quench_events_total{source="events_v2",outcome="rejected_unauthenticated"} 1' in response.content.decode()
