@@ -233,6 +233,12 @@ class FixAttempt(models.Model):
     patch = models.TextField(blank=True, help_text="Unified diff against the default branch.")
     files_changed = models.JSONField(default=list, blank=True)
     adds_regression_test = models.BooleanField(default=False)
+    risk_level = models.CharField(
+        max_length=10,
+        choices=RiskLevel.choices,
+        blank=True,
+        help_text="What this patch changes, as its writer judged it.",
+    )
     feedback_used = models.TextField(blank=True, help_text="Critic or reviewer feedback this attempt was told to use.")
     provider = models.CharField(max_length=30, blank=True)
     model = models.CharField(max_length=100, blank=True)

@@ -539,6 +539,7 @@ def _run_fix_attempt(diagnosis_id: int, number: int, *, provider: LLMProvider | 
     attempt.patch = proposal.diff
     attempt.files_changed = proposal.files_changed
     attempt.adds_regression_test = proposal.adds_regression_test
+    attempt.risk_level = proposal.risk_level if proposal.risk_level in RiskLevel.values else ""
     attempt.provider, attempt.model = used.name, used.model
     if proposal.usage:
         attempt.input_tokens, attempt.output_tokens = proposal.usage.input_tokens, proposal.usage.output_tokens
@@ -703,7 +704,8 @@ def request_approval(
             attempt = FixAttempt.objects.get(pk=fix_attempt_id)
             kind = ProposalKind.CODE_FIX
             summary = summary or attempt.summary or f"Code fix (attempt {attempt.number})"
-            risk_level = risk_level or diagnosis.risk_level or RiskLevel.MEDIUM
+            # The patch's own risk (a later attempt may change something riskier than the first idea).
+            risk_level = risk_level or attempt.risk_level or diagnosis.risk_level or RiskLevel.MEDIUM
         else:
             kind = ProposalKind.PLAYBOOK
         _supersede_pending_approvals(incident, now=now, actor="quench", reason="a newer proposal replaced it")

@@ -263,3 +263,30 @@ def test_a_fix_attempt_records_that_it_ran_isolated_and_its_type_check(shop, cra
     assert attempt.isolated is True  # bubblewrap is installed wherever the suite runs
     assert attempt.failed_check == ""
     assert attempt.type_check in ("passed", "skipped")
+
+
+class RiskierSecondIdea(OfflineAnalyzer):
+    """The offline analyzer, but its patch judges itself riskier than the diagnosis's first idea."""
+
+    def propose_patch(self, context, diagnosis, history):
+        proposal = super().propose_patch(context, diagnosis, history)
+        proposal.risk_level = "high"
+        return proposal
+
+
+def test_the_proposal_carries_the_patchs_own_risk(shop, crash):
+    incident = crash("payment-missing-currency")
+    diagnosis = Diagnosis.objects.get(incident=incident)
+    assert drive(diagnosis.pk, provider=RiskierSecondIdea()) == "proposed"
+    attempt = FixAttempt.objects.get(incident=incident, status=FixAttemptStatus.PASSED)
+    approval = ApprovalRequest.objects.get(fix_attempt=attempt)
+    assert attempt.risk_level == approval.risk_level == "high"
+    assert Diagnosis.objects.get(pk=diagnosis.pk).risk_level != "high"
+
+
+def test_a_payment_fix_is_never_rated_low(shop, crash):
+    incident = crash("payment-missing-currency")
+    assert drive(Diagnosis.objects.get(incident=incident).pk) == "proposed"
+    approval = ApprovalRequest.objects.get(incident=incident)
+    assert approval.risk_level in ("medium", "high")
+    assert approval.fix_attempt.risk_level == approval.risk_level

@@ -21,6 +21,7 @@ class FixAttemptSerializer(serializers.ModelSerializer):
             "patch",
             "files_changed",
             "adds_regression_test",
+            "risk_level",
             "feedback_used",
             "provider",
             "model",

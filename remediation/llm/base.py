@@ -177,6 +177,7 @@ class PatchProposal:
     diff: str
     files_changed: list[str] = field(default_factory=list)
     adds_regression_test: bool = False
+    risk_level: str = ""  # what this patch changes, when the provider judged it ("" → the diagnosis's)
     usage: Usage | None = None
 
 

@@ -467,6 +467,7 @@ class OfflineAnalyzer:
             diff=diff,
             files_changed=[change.path for change in changes],
             adds_regression_test=len(changes) > 1,
+            risk_level=risk,
             usage=Usage(
                 provider=self.name,
                 model=self.model,
