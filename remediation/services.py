@@ -632,7 +632,12 @@ def _after_failure(diagnosis: Diagnosis, attempt: FixAttempt, maximum: int, *, g
         propose_playbook(diagnosis.pk)
         return "playbook proposed"
     attempts = list(diagnosis.attempts.order_by("number"))
-    why = "no patch could be written" if give_up and attempt.number == 1 else f"{len(attempts)} fix attempt(s) failed"
+    if give_up and attempt.review_round > 1:
+        why = "no other patch follows the reviewer's feedback"
+    elif give_up and attempt.number == 1:
+        why = "no patch could be written"
+    else:
+        why = f"{len(attempts)} fix attempt(s) failed"
     _finish(diagnosis, DiagnosisStatus.SUCCEEDED, outcome=f"escalated: {why}")
     _escalate_incident(
         diagnosis.incident_id,

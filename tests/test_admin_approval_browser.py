@@ -7,9 +7,10 @@ import pytest
 from incidents.models import Incident
 from remediation import services
 from remediation.execution import run_execution
-from remediation.models import ApprovalRequest, Execution, FixAttempt
+from remediation.models import ApprovalRequest, Diagnosis, Execution, FixAttempt
 from tests.approval_desk import approver, make_remote, make_service, open_incident, propose_fix, viewer
 from tests.browser import CHROMIUM, screenshot_dir
+from tests.demo_service import drive
 
 pytestmark = [
     pytest.mark.browser,
@@ -63,38 +64,40 @@ def test_an_approver_approves_and_sees_the_execution_with_its_branch(page, live_
     assert "Verifying" in page.locator("div.form-row.field-status").inner_text()
 
 
-def test_a_reviewer_rejects_with_feedback_and_sees_the_new_attempt(page, live_server, proposal, django_user_model):
-    approval, _ = proposal
+def test_a_reviewer_rejects_with_feedback_and_sees_the_new_attempt(page, live_server, shop, crash, django_user_model):
+    incident = crash("search-no-results")
+    diagnosis = Diagnosis.objects.get(incident=incident)
+    assert drive(diagnosis.pk) == "proposed"
+    approval = ApprovalRequest.objects.get(incident=incident)
     approver(django_user_model, "reviewer")
     _login(page, live_server, "reviewer", "pw-approver-123")
-    words = "Do not raise from unit_price; validate the item where the order is built."
+    words = "Not like this: I would rather see another approach."
 
-    page.goto(f"{live_server.url}/admin/incidents/incident/{approval.incident_id}/change/")
+    page.goto(f"{live_server.url}/admin/incidents/incident/{incident.pk}/change/")
     page.fill("#incident-approval-actions textarea[name=feedback]", words)
     page.click("#incident-reject-button")
     page.wait_for_selector(".messagelist")
     assert "new fix attempt" in page.locator(".messagelist").inner_text()
-    assert page.url.endswith(f"/admin/incidents/incident/{approval.incident_id}/change/")
+    assert page.url.endswith(f"/admin/incidents/incident/{incident.pk}/change/")
     assert "Diagnosing" in page.locator("div.form-row.field-status").inner_text()
 
     # The queue runs fix attempt 2 with the reviewer's words (the offline analyzer and the sandbox).
-    outcome = services.run_fix_attempt(approval.diagnosis_id, 2)
-    attempt = FixAttempt.objects.get(diagnosis_id=approval.diagnosis_id, number=2)
+    assert services.run_fix_attempt(diagnosis.pk, 2) == "proposed"
+    attempt = FixAttempt.objects.get(diagnosis=diagnosis, number=2)
     assert words in attempt.feedback_used
     assert attempt.review_round == 2
+    assert attempt.patch != approval.fix_attempt.patch
+    new = ApprovalRequest.objects.get(fix_attempt=attempt)
+    assert new.status == "pending"
     page.reload()
     panel = page.locator("#diagnosis-panel")
     assert "Fix attempt 2" in panel.inner_text()
     assert words in panel.locator(".attempt-rejected").inner_text()  # the rejected attempt says why
-    if outcome == "proposed":
-        new = ApprovalRequest.objects.get(fix_attempt=attempt)
-        assert new.status == "pending"
-        assert "Code fix — Pending" in page.locator("#approval-summary").inner_text()
-        assert attempt.patch != approval.fix_attempt.patch
-        # Its approval page keeps the rejected attempt in view, below the new patch.
-        page.goto(f"{live_server.url}/admin/remediation/approvalrequest/{new.pk}/change/")
-        assert "Attempt 1" in page.locator(".earlier-attempt").inner_text()
-        assert words in page.locator("#approval-patch").inner_text()  # the feedback it was given
+    assert "Code fix — Pending" in page.locator("#approval-summary").inner_text()
+    # Its approval page keeps the rejected attempt in view, below the new patch.
+    page.goto(f"{live_server.url}/admin/remediation/approvalrequest/{new.pk}/change/")
+    assert "Attempt 1" in page.locator(".earlier-attempt").inner_text()
+    assert words in page.locator("#approval-patch").inner_text()  # the feedback it was given
 
 
 def test_a_user_without_the_permission_sees_but_cannot_decide(page, live_server, proposal, django_user_model):

@@ -278,3 +278,18 @@ def test_the_approvers_group_is_seeded_with_the_permission(db):
     group = Group.objects.get(name="Approvers")
     codenames = set(group.permissions.values_list("codename", flat=True))
     assert {"approve_remediation", "view_approvalrequest", "view_incident", "change_execution"} <= codenames
+
+
+def test_a_rejection_the_analyzer_cannot_follow_ends_without_proposing_the_same_fix_again(proposal, django_user_model):
+    # The rejected fix raised in unit_price(); the reviewer rules that out, and nothing else is safe.
+    approvals.reject(
+        proposal.pk,
+        user=approver(django_user_model),
+        feedback="Do not raise from unit_price; validate the item where the order is built.",
+    )
+    assert services.run_fix_attempt(proposal.diagnosis_id, 2) == "escalated"
+    attempt = FixAttempt.objects.get(diagnosis_id=proposal.diagnosis_id, number=2)
+    assert attempt.status == "no_patch" and not attempt.patch
+    incident = Incident.objects.get(pk=proposal.incident_id)
+    assert incident.status == "escalated"
+    assert incident.timeline.filter(message__contains="no other patch follows the reviewer's feedback").exists()

@@ -449,7 +449,11 @@ class OfflineAnalyzer:
         if not facts.fixes or facts.plan_source is None:
             return None
         guidance = critic.guidance(history)
-        remaining = [fix for fix in facts.fixes if not _was_tried(fix, context, history)]
+        remaining = [
+            fix
+            for fix in facts.fixes
+            if not _was_tried(fix, context, history) and fix.strategy.mode not in guidance.exclude
+        ]
         if not remaining:
             return None
         remaining.sort(key=lambda fix: (guidance.rank(fix.strategy.mode), rules.rank(facts.analysis, fix)))
@@ -696,13 +700,25 @@ def _rule_evidence(analysis: rules.Analysis | None) -> list[str]:
     return lines
 
 
-def _code_sections(diff: str) -> dict[str, str]:
-    """The sections of a unified diff that change code, by path (the replay and regression tests left out)."""
+_STRING_LITERAL = re.compile(r"""(["'])(?:\\.|(?!\1).)*\1""")
+
+
+def _code_sections(diff: str) -> dict[str, tuple[str, ...]]:
+    """What a unified diff changes in code, by path (the replay and regression tests left out).
+
+    Only the added and removed lines count (indented as they are), with string literals
+    blanked: the same guard with another message (or a diff with or without `index` lines)
+    is the same change, so a patch a reviewer rejected does not come back reworded.
+    """
     sections = {}
     for section in re.split(r"(?m)^(?=diff --git )", diff or ""):
         match = re.match(r"diff --git a/(\S+) b/", section)
         if match and not PurePosixPath(match.group(1)).name.startswith(critic.TEST_MARKERS):
-            sections[match.group(1)] = section
+            sections[match.group(1)] = tuple(
+                line[0] + _STRING_LITERAL.sub('""', line[1:].rstrip())
+                for line in section.splitlines()
+                if line[:1] in "+-" and not line.startswith(("+++", "---")) and line[1:].strip()
+            )
     return sections
 
 

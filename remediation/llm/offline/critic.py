@@ -132,6 +132,7 @@ class Guidance:
 
     prefer: list[str] = field(default_factory=list)  # strategy modes, most wanted first
     avoid: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)  # a reviewer said no: never, even as a last resort
     omit_test: bool = False
     skip_outer: int = 0  # rebuild the replay from this many frames deeper
     reasons: list[str] = field(default_factory=list)
@@ -151,6 +152,10 @@ class Guidance:
                 added = True
         if added and reason not in self.reasons:
             self.reasons.append(reason)
+
+    def excludes(self, *modes: str, reason: str) -> None:
+        self.avoids(*modes, reason=reason)
+        self.exclude += [mode for mode in modes if mode not in self.exclude]
 
     def avoids(self, *modes: str, reason: str) -> None:
         for mode in modes:
@@ -176,6 +181,9 @@ _NO_DEFAULT = re.compile(
     r"(?:don'?t|do not|never|no)\b[^.;]{0,25}\b(?:default|zero|\b0\b|invent)|silent|swallow|hid(?:e|ing)"
 )
 _WANTS_RETURN = re.compile(r"return early|early return|\bskip\b|\bcontinue\b")
+_NO_RAISE = re.compile(
+    r"(?:don'?t|do not|never|no|not|without)\b[^.;,]{0,20}\b(?:rais(?:e|ing)|throw(?:ing)?|an? (?:error|exception))"
+)
 
 
 def guidance(history: list[AttemptRecord]) -> Guidance:
@@ -225,14 +233,20 @@ def guidance(history: list[AttemptRecord]) -> Guidance:
 
 
 def _reviewer(found: Guidance, words: str) -> None:
-    """A reviewer's words move strategy kinds: the next patch must do what they asked."""
+    """A reviewer's words move strategy kinds: the next patch must do what they asked.
+
+    What a reviewer rules out ("don't return None", "do not raise here") is excluded, not
+    merely ranked last: no patch is better than one the reviewer already said no to.
+    """
     if _NO_NONE.search(words):
-        found.avoids(RETURN, reason="the reviewer does not want None returned")
+        found.excludes(RETURN, reason="the reviewer does not want None returned")
     if _NO_DEFAULT.search(words):
-        found.avoids(VALUE, reason="the reviewer does not want a default that hides the problem")
+        found.excludes(VALUE, reason="the reviewer does not want a default that hides the problem")
+    if _NO_RAISE.search(words):
+        found.excludes(RAISE, reason="the reviewer does not want an error raised there")
     if _WANTS_BOUNDARY.search(words):
         found.prefers(BOUNDARY, reason="the reviewer asked to validate where the input enters")
-    if _WANTS_ERROR.search(words):
+    if _WANTS_ERROR.search(_NO_RAISE.sub("", words)):
         found.prefers(BOUNDARY, RAISE, reason="the reviewer asked for a clear error")
     if _WANTS_DEFAULT.search(words) and not _NO_DEFAULT.search(words):
         found.prefers(DOCUMENTED, VALUE, reason="the reviewer asked for the default")
