@@ -21,7 +21,9 @@ def test_setup_demo_service_makes_a_repository_and_registers_it_once(db, tmp_pat
     service = Service.objects.get()
     remote = tmp_path / "shop.git"  # the shop's bare "origin": fixes are pushed and merged there
     assert (service.name, service.repository, service.default_branch) == ("shop", str(remote), "main")
-    bare = subprocess.run(["git", "-C", str(remote), "rev-parse", "--is-bare-repository"], capture_output=True, text=True)
+    bare = subprocess.run(
+        ["git", "-C", str(remote), "rev-parse", "--is-bare-repository"], capture_output=True, text=True
+    )
     assert bare.stdout.strip() == "true"
     origin = subprocess.run(["git", "-C", str(target), "remote", "get-url", "origin"], capture_output=True, text=True)
     assert origin.stdout.strip() == str(remote)

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('incidents', '0005_complaint_integration'),
+        ("incidents", "0005_complaint_integration"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='ingestcounter',
-            name='outcome',
+            model_name="ingestcounter",
+            name="outcome",
             field=models.CharField(max_length=40),
         ),
     ]
