@@ -7,6 +7,9 @@ import pytest
 from incidents.choices import EventOutcome, IncidentStatus
 from incidents.demo import payloads
 from incidents.models import Event, Incident
+from tests.source_payloads import fixture_loader
+
+load_sentry = fixture_loader("sentry")
 
 AM = "/api/v1/ingest/alertmanager"
 PD = "/api/v1/ingest/events-v2"
@@ -153,3 +156,26 @@ def test_events_v2_errors_in_pagerduty_shape(post_json, make_integration):
         assert body["errors"] and body["error"]
     assert "event_action" in str(bad_action.json()["detail"])
     assert Incident.objects.count() == 0
+
+
+def test_sentry_frame_locals_are_kept_redacted_for_the_replay(post_json, token):
+    from remediation.llm.offline.inputs import literal_locals
+
+    payload = load_sentry("event_alert_django.json")
+    frames = payload["data"]["event"]["exception"]["values"][-1]["stacktrace"]["frames"]
+    frames[-1]["vars"] = {
+        "order": "{'id': 42, 'amount_cents': 1999}",  # the SDK sends strings as reprs
+        "currency": "'EUR'",
+        "attempts": 2,  # ... and other values as JSON
+        "password": "'hunter2'",
+        "api_url": "'https://user:s3cr3t@payments.example.com/v1'",
+    }
+    response = post_json(f"/api/v1/ingest/sentry?token={token('sentry')}", payload)
+    assert response.status_code == 202, response.content
+    [stored] = [frame["vars"] for frame in Event.objects.get().frames if "vars" in frame]
+    assert stored["password"] == "[REDACTED]"
+    assert "s3cr3t" not in stored["api_url"]
+    replayed = literal_locals({"vars": stored})
+    assert replayed["order"] == {"id": 42, "amount_cents": 1999}
+    assert (replayed["currency"], replayed["attempts"]) == ("EUR", 2)
+    assert "password" not in replayed

@@ -662,7 +662,7 @@ def _event(incident, signal: Signal, outcome, integration, log_source, now) -> E
 
 
 def _frame_dict(frame) -> dict:
-    return {
+    stored = {
         "module": frame.module,
         "function": frame.function,
         "filename": frame.filename,
@@ -670,6 +670,10 @@ def _frame_dict(frame) -> dict:
         "in_app": frame.in_app,
         "context_line": frame.context_line,
     }
+    if frame.vars:
+        # Locals can hold anything a request carried: secrets are redacted like the payload.
+        stored["vars"] = redact(dict(frame.vars))
+    return stored
 
 
 def _severity_for(signal: Signal) -> str:

@@ -42,6 +42,9 @@ class Frame:
     lineno: int | None = None
     in_app: bool = True
     context_line: str = ""
+    # The frame's local variables as the source sent them (name, repr), when it did (Sentry's
+    # `vars`): the diagnosis replays the failing call with them. Redacted before storage.
+    vars: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass

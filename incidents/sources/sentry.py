@@ -226,7 +226,24 @@ def _frame(raw: object, path: str, problems: f.Problems) -> Frame | None:
         # Sentry leaves in_app null when it could not decide; the path tells us then.
         in_app=in_app if in_app is not None else guessed_in_app,
         context_line=f.opt_str(raw, "context_line", path, problems).strip(),
+        vars=_frame_vars(raw.get("vars")),
     )
+
+
+MAX_FRAME_VARS = 50
+MAX_VAR_CHARS = 2000
+
+
+def _frame_vars(raw: object) -> tuple[tuple[str, str], ...]:
+    """A frame's `vars` as (name, repr) pairs; the SDK sends strings as reprs, other values as JSON."""
+    if not isinstance(raw, dict):
+        return ()
+    pairs = []
+    for name, value in list(raw.items())[:MAX_FRAME_VARS]:
+        if isinstance(name, str) and name:
+            text = value if isinstance(value, str) else repr(value)
+            pairs.append((name[:200], text[:MAX_VAR_CHARS]))
+    return tuple(pairs)
 
 
 def _tags(event: dict, path: str, problems: f.Problems) -> dict[str, str]:
