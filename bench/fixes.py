@@ -51,7 +51,7 @@ import time
 import uuid
 from pathlib import Path
 
-from common import manage, recreate_database
+from common import environment, manage, recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES_DIR = Path(__file__).resolve().parent / "fixcases"
@@ -65,20 +65,7 @@ from cases import CASES, Case, Refuse  # noqa: E402
 
 
 def _env() -> dict:
-    env = dict(os.environ)
-    env.pop("ANTHROPIC_API_KEY", None)  # the offline analyzer is what is measured
-    env.update(
-        {
-            "QUENCH_EMBEDDED_DB_NAME": DB_NAME,
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "SECRET_KEY": "bench-" + uuid.uuid4().hex,
-            "DEBUG": "false",
-            "LOG_LEVEL": "WARNING",
-            "PYTHONPATH": str(ROOT),
-            "QUENCH_LLM_PROVIDER": "offline",
-        }
-    )
-    return env
+    return environment(DB_NAME, offline=True)
 
 
 def _plain_env() -> dict:

@@ -28,11 +28,10 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from common import manage, recreate_database
+from common import environment, manage, recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
 DB_NAME = "quench_bench"
@@ -41,18 +40,7 @@ REPEAT_SHARE = 0.95
 
 
 def _env() -> dict:
-    env = dict(os.environ)
-    env.update(
-        {
-            "QUENCH_EMBEDDED_DB_NAME": DB_NAME,
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "SECRET_KEY": "bench-" + uuid.uuid4().hex,
-            "DEBUG": "false",
-            "LOG_LEVEL": "WARNING",
-            "PYTHONPATH": str(ROOT),
-        }
-    )
-    return env
+    return environment(DB_NAME)
 
 
 def prepare_database() -> dict[str, str]:

@@ -33,7 +33,7 @@ import time
 import uuid
 from pathlib import Path
 
-from common import manage, recreate_database
+from common import environment, manage, recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
 DB_NAME = "quench_bench_pipeline"
@@ -43,21 +43,7 @@ SECRET_KEY = "bench-" + uuid.uuid4().hex
 
 
 def _env() -> dict:
-    env = dict(os.environ)
-    env.pop("ANTHROPIC_API_KEY", None)  # the offline analyzer is what is measured
-    env.update(
-        {
-            "QUENCH_EMBEDDED_DB_NAME": DB_NAME,
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "SECRET_KEY": SECRET_KEY,
-            "DEBUG": "false",
-            "LOG_LEVEL": "WARNING",
-            "PYTHONPATH": str(ROOT),
-            "QUENCH_LLM_PROVIDER": "offline",
-            "Q_WORKERS": "2",
-        }
-    )
-    return env
+    return environment(DB_NAME, secret_key=SECRET_KEY, offline=True, Q_WORKERS="2")
 
 
 def prepare(repo: Path) -> str:
