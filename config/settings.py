@@ -140,6 +140,12 @@ SPECTACULAR_SETTINGS = {
         "IncidentStatusEnum": "incidents.choices.IncidentStatus",
         "GenericEventSeverityEnum": ["critical", "error", "warning", "info", "P0", "P1", "P2", "P3"],
         "GenericEventStatusEnum": ["firing", "resolved"],
+        "ProposalKindEnum": "remediation.choices.ProposalKind",
+        "ApprovalStatusEnum": "remediation.choices.ApprovalStatus",
+        "ExecutionStatusEnum": "remediation.choices.ExecutionStatus",
+        "VerificationStatusEnum": "remediation.choices.VerificationStatus",
+        "FixAttemptStatusEnum": "remediation.choices.FixAttemptStatus",
+        "DiagnosisStatusEnum": "remediation.choices.DiagnosisStatus",
     },
 }
 
