@@ -24,7 +24,7 @@ LATEST_EVENTS = 5
 SIMILAR_INCIDENTS = 5
 KNOWLEDGE_HITS = 5
 KNOWLEDGE_EXCERPT_CHARS = 800
-SOURCE_FILES = 3  # files of the innermost in-repository frames
+SOURCE_FILES = 3  # files of the innermost in-repository frames (plus the outermost frame's)
 MAX_SOURCE_FILE_BYTES = 200_000
 
 
@@ -158,11 +158,14 @@ def _source_files(frames: list[dict], snapshot: RepositorySnapshot | None) -> li
     if snapshot is None:
         return []
     lines_by_path: dict[str, list[int]] = {}
+    # The outermost in-repository frame (the handler or job) is read too, however deep the
+    # crash: a fix that refuses bad input where it enters, and its replay, start there.
+    outermost = next((frame.get("path") for frame in frames if frame.get("path")), None)
     for frame in reversed(frames):  # innermost first: the culprit's file comes first
         path = frame.get("path")
         if not path:
             continue
-        if path not in lines_by_path and len(lines_by_path) == SOURCE_FILES:
+        if path not in lines_by_path and len(lines_by_path) >= SOURCE_FILES and path != outermost:
             continue
         if isinstance(frame.get("lineno"), int):
             lines_by_path.setdefault(path, []).append(frame["lineno"])

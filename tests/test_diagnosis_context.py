@@ -87,3 +87,24 @@ def test_without_a_service_record_there_is_no_repository(db, post_json, make_int
     context, snapshot = build_context(incident)
     assert snapshot is None and not context.has_repository and context.source_files == []
     assert context.frames[-1]["function"] == "price" and "path" not in context.frames[-1]
+
+
+def test_the_outermost_frames_file_is_read_however_deep_the_crash(db, tmp_path):
+    import subprocess
+
+    from remediation.context import _source_files, repository_snapshot
+    from remediation.models import Service
+
+    repo = tmp_path / "deep"
+    (repo / "app").mkdir(parents=True)
+    names = ["handler", "service", "rules", "pricing", "money"]  # outermost first
+    for name in names:
+        (repo / "app" / f"{name}.py").write_text(f"def {name}():\n    pass\n")
+    git = ["git", "-c", "user.name=T", "-c", "user.email=t@example.invalid", "-c", "commit.gpgsign=false"]
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "deep"]):
+        subprocess.run([*git, *args], cwd=repo, check=True, capture_output=True)
+    snapshot = repository_snapshot(Service.objects.create(name="deep", repository=str(repo)))
+    frames = [{"path": f"app/{name}.py", "lineno": 2} for name in names]
+
+    read = [file.path for file in _source_files(frames, snapshot)]
+    assert read == ["app/money.py", "app/pricing.py", "app/rules.py", "app/handler.py"]
