@@ -25,6 +25,7 @@ from incidents.choices import ActivityKind, IncidentStatus
 from incidents.models import Incident
 from incidents.services.lifecycle import TransitionRefused, apply_transition, record_activity
 from remediation.choices import (
+    VERIFICATION_OPEN,
     ApprovalStatus,
     DiagnosisStatus,
     ExecutionStatus,
@@ -269,12 +270,8 @@ def supersede_on_transition(sender, *, incident, from_status, to_status, actor, 
         )
 
 
-_OPEN = (
-    VerificationStatus.PENDING,
-    VerificationStatus.AWAITING_MERGE,
-    VerificationStatus.HEALTH_CHECK,
-    VerificationStatus.QUIET_WINDOW,
-)
+# Verification not finished yet, including an execution still running.
+_OPEN = (VerificationStatus.PENDING, *VERIFICATION_OPEN)
 
 
 def _expire_locked(incident: Incident, approval: ApprovalRequest, *, now) -> None:

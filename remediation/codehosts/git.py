@@ -48,20 +48,27 @@ def build_commit(repo: Path, change: Change) -> str:
             tree = git(["write-tree"], cwd=repo, env=index).strip()
         except RepositoryError as exc:
             raise CodeHostError(f"The tested patch no longer applies to {base[:12]}: {exc}") from None
-    stamp = f"{int(change.committed_at.timestamp())} +0000"
+    return _commit_tree(
+        repo, tree, [base], change.commit_message, stamp=f"{int(change.committed_at.timestamp())} +0000"
+    )
+
+
+def _commit_tree(repo: Path, tree: str, parents: list[str], message: str, *, stamp: str = "") -> str:
+    """A commit of `tree` by Quench (author and committer); with `stamp`, dated so its sha is repeatable."""
     identity = {
         "GIT_AUTHOR_NAME": COMMIT_AUTHOR_NAME,
         "GIT_AUTHOR_EMAIL": COMMIT_AUTHOR_EMAIL,
-        "GIT_AUTHOR_DATE": stamp,
         "GIT_COMMITTER_NAME": COMMIT_AUTHOR_NAME,
         "GIT_COMMITTER_EMAIL": COMMIT_AUTHOR_EMAIL,
-        "GIT_COMMITTER_DATE": stamp,
     }
+    if stamp:
+        identity.update({"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp})
+    parent_args = [arg for parent in parents for arg in ("-p", parent)]
     return git(
-        ["-c", "commit.gpgsign=false", "commit-tree", tree, "-p", base, "-F", "-"],
+        ["-c", "commit.gpgsign=false", "commit-tree", tree, *parent_args, "-F", "-"],
         cwd=repo,
         env=identity,
-        input_text=change.commit_message,
+        input_text=message,
     ).strip()
 
 
@@ -166,16 +173,6 @@ def merge_branch(repository: str, branch: str, default_branch: str, *, message: 
             tree = git(["merge-tree", "--write-tree", target, head], cwd=repo).splitlines()[0].strip()
         except RepositoryError as exc:
             raise CodeHostError(f"{branch} does not merge cleanly into {default_branch}: {exc}") from None
-        new_head = git(
-            ["-c", "commit.gpgsign=false", "commit-tree", tree, "-p", target, "-p", head, "-F", "-"],
-            cwd=repo,
-            env={
-                "GIT_AUTHOR_NAME": COMMIT_AUTHOR_NAME,
-                "GIT_AUTHOR_EMAIL": COMMIT_AUTHOR_EMAIL,
-                "GIT_COMMITTER_NAME": COMMIT_AUTHOR_NAME,
-                "GIT_COMMITTER_EMAIL": COMMIT_AUTHOR_EMAIL,
-            },
-            input_text=message or f"Merge {branch}",
-        ).strip()
+        new_head = _commit_tree(repo, tree, [target, head], message or f"Merge {branch}")
     git(["update-ref", f"refs/heads/{default_branch}", new_head, target], cwd=repo)
     return new_head
