@@ -270,3 +270,11 @@ LOGGING = {
 
 if os.environ.get("QUENCH_TESTING"):
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# --- Sentry SDK ingestion (DSN endpoints /api/<project id>/envelope/ and /store/) ---
+# Largest Sentry envelope, compressed or not (413 above it); one event inside it is held
+# to QUENCH_MAX_BODY_BYTES, as Sentry holds events to a smaller limit than envelopes.
+QUENCH_SENTRY_MAX_ENVELOPE_BYTES = env_int("QUENCH_SENTRY_MAX_ENVELOPE_BYTES", 10 * 1024 * 1024)
+# Events per minute accepted from one integration's SDKs (an integration may set its own);
+# above it SDKs get Sentry's 429 with Retry-After and X-Sentry-Rate-Limits and back off. 0: no limit.
+QUENCH_INGEST_RATE_LIMIT_PER_MINUTE = env_int("QUENCH_INGEST_RATE_LIMIT_PER_MINUTE", 1000)

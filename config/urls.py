@@ -3,12 +3,16 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from incidents.api.health import healthz, metrics_view
+from incidents.api.sentry_sdk import SentryEnvelopeView, SentryStoreView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("incidents.api.urls")),
     path("api/v1/", include("knowledge.api.urls")),
     path("api/v1/", include("remediation.api.urls")),
+    # Sentry SDKs derive these from the DSN (https://<key>@<host>/<project id>): no /v1/ prefix.
+    path("api/<int:project_id>/envelope/", SentryEnvelopeView.as_view(), name="sentry-envelope"),
+    path("api/<int:project_id>/store/", SentryStoreView.as_view(), name="sentry-store"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),

@@ -62,7 +62,7 @@ class IntegrationAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "enabled", "token_hint", "default_service", "last_used_at", "created_at"]
     list_filter = ["kind", "enabled"]
     search_fields = ["name", "default_service"]
-    readonly_fields = ["token_hint", "created_at", "token_rotated_at", "last_used_at", "webhook_url"]
+    readonly_fields = ["token_hint", "created_at", "token_rotated_at", "last_used_at", "webhook_url", "sentry_dsn"]
     actions = ["rotate_tokens"]
 
     @admin.display(description="Webhook URL")
@@ -70,6 +70,12 @@ class IntegrationAdmin(admin.ModelAdmin):
         if not obj.kind:
             return "-"
         return f"{settings.SITE_URL}/api/v1/ingest/{_endpoint(obj.kind)}"
+
+    @admin.display(description="Sentry SDK DSN")
+    def sentry_dsn(self, obj):
+        if not obj.dsn:
+            return "-" if obj.kind != IntegrationKind.SENTRY else "Save the integration to get its DSN."
+        return format_html("<code>{}</code><br>sentry_sdk.init(dsn=&quot;{}&quot;)", obj.dsn, obj.dsn)
 
     def save_model(self, request, obj, form, change):
         if not change:
@@ -105,7 +111,12 @@ class IntegrationAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "created": created,
             "tokens": [
-                {"integration": integration, "token": raw, "url": self.webhook_url(integration)}
+                {
+                    "integration": integration,
+                    "token": raw,
+                    "url": self.webhook_url(integration),
+                    "dsn": integration.dsn,
+                }
                 for integration, raw in tokens
             ],
         }
@@ -410,6 +421,12 @@ class SilenceAdmin(admin.ModelAdmin):
     @admin.display(boolean=True)
     def active(self, obj):
         return obj.is_active()
+
+    @admin.display(description="Sentry SDK DSN")
+    def sentry_dsn(self, obj):
+        if not obj.dsn:
+            return "-" if obj.kind != IntegrationKind.SENTRY else "Save the integration to get its DSN."
+        return format_html("<code>{}</code><br>sentry_sdk.init(dsn=&quot;{}&quot;)", obj.dsn, obj.dsn)
 
     def save_model(self, request, obj, form, change):
         if not change:

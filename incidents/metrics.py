@@ -106,3 +106,8 @@ def _flush_at_exit() -> None:
 
 
 atexit.register(_flush_at_exit)
+
+
+def count_ignored(source: str, item_type: str, count: int = 1) -> None:
+    """Record items a source sent that Quench accepts without storing (a Sentry SDK's sessions, transactions, ...)."""
+    _add(Counter({(source, f"ignored_{item_type}"[:40]): count}))

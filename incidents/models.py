@@ -7,6 +7,7 @@ import re
 import secrets
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
@@ -60,12 +61,49 @@ class Integration(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     token_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The DSN's public key of a Sentry integration. Sentry SDKs send it in clear with every
+    # event, so it is stored as is (and shown in the admin); it is not the token, whose
+    # hash alone is kept, and it only allows posting events to this integration.
+    public_key = models.CharField(max_length=32, unique=True, null=True, blank=True, editable=False)
+    rate_limit_per_minute = models.PositiveIntegerField(
+        default=0,
+        blank=True,
+        help_text="Most events per minute accepted from this integration's Sentry SDKs; "
+        "0 uses QUENCH_INGEST_RATE_LIMIT_PER_MINUTE. Above it, SDKs get Sentry's 429 and back off.",
+    )
 
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_kind_display()})"
+
+    def save(self, *args, **kwargs):
+        if self.kind == IntegrationKind.SENTRY and not self.public_key:
+            self.public_key = secrets.token_hex(16)
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "public_key"}
+        super().save(*args, **kwargs)
+
+    def clean(self):
+        super().clean()
+        if self.rate_limit_per_minute is None:  # a cleared admin field means "the default"
+            self.rate_limit_per_minute = 0
+
+    @property
+    def dsn(self) -> str:
+        """The Sentry DSN that points a stock Sentry SDK at this integration ("" for other kinds).
+
+        The project id is the integration's id; the host is QUENCH's public URL.
+        """
+        if not self.public_key or self.pk is None:
+            return ""
+        scheme, _, rest = settings.SITE_URL.partition("://")
+        return f"{scheme}://{self.public_key}@{rest}/{self.pk}"
+
+    def events_per_minute_limit(self) -> int:
+        """The per-minute event limit in force for this integration; 0 means none."""
+        return self.rate_limit_per_minute or settings.QUENCH_INGEST_RATE_LIMIT_PER_MINUTE
 
     def set_new_token(self) -> str:
         """Give the integration a fresh token and return it; only its hash is kept."""
@@ -457,6 +495,26 @@ class IngestCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source}/{self.outcome}: {self.count}"
+
+
+class IngestWindow(models.Model):
+    """Events accepted from one integration in one minute, for its rate limit.
+
+    A row in the database rather than a per-process counter, so that the limit holds
+    across every web process.
+    """
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="+")
+    window_start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["integration", "window_start"], name="one_ingest_window_per_minute")
+        ]
+
+    def __str__(self) -> str:
+        return f"integration #{self.integration_id} at {self.window_start:%H:%M}: {self.count}"
 
 
 class Heartbeat(models.Model):

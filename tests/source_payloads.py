@@ -6,7 +6,8 @@ from pathlib import Path
 
 from hypothesis import strategies as st
 
-FIXTURES = Path(__file__).parent / "fixtures" / "sources"
+# Each source keeps its documentation-derived fixtures in its own folder: incidents/sources/<kind>/fixtures/.
+SOURCES = Path(__file__).resolve().parent.parent / "incidents" / "sources"
 
 # Any JSON value, small.
 JSON = st.recursive(
@@ -20,7 +21,7 @@ def fixture_loader(source: str):
     """load(name) for one source's fixture folder."""
 
     def load(name: str):
-        return json.loads((FIXTURES / source / name).read_text())
+        return json.loads((SOURCES / source / "fixtures" / name).read_text())
 
     return load
 

@@ -128,7 +128,7 @@ def test_nul_characters_and_lone_surrogates_are_stored_not_a_500(post_json, make
 
     assert response.status_code == 202, response.content
     incident = Incident.objects.get()
-    assert incident.title == "bad \ufffd byte ? here"
+    assert incident.title == "bad \ufffd byte \ufffd here"  # both become U+FFFD, the replacement character
     assert incident.message == "keep \\u0000 literal"
 
 

@@ -7,9 +7,6 @@ content type (415), a bounded body (413), well-formed JSON (400).
 
 from __future__ import annotations
 
-import json
-import re
-
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
@@ -24,11 +21,11 @@ from incidents.api.authentication import IntegrationTokenAuthentication, integra
 from incidents.api.exceptions import PayloadTooLarge, error_response
 from incidents.api.schemas import GenericEventSerializer
 from incidents.choices import EventOutcome, IntegrationKind
-from incidents.fingerprinting import compute_fingerprint
 from incidents.models import Integration
 from incidents.services import ingest_signals
 from incidents.sources import alertmanager, events_v2, generic, grafana, sentry
-from incidents.sources.base import PayloadError, SignalStatus
+from incidents.sources._json import load_json
+from incidents.sources.base import PayloadError
 
 JSON_CONTENT_TYPES = ("application/json",)
 
@@ -55,42 +52,7 @@ def read_json_body(request):
     body = request._request.read(limit + 1)
     if len(body) > limit:
         raise PayloadTooLarge(f"Request body is over the limit of {limit} bytes.")
-    if not body.strip():
-        raise PayloadError("Empty body: send a JSON document.", {"body": "empty"})
-    try:
-        if b"\\u" not in body:
-            return json.loads(body)
-        # PostgreSQL cannot store NUL characters or lone UTF-16 surrogates, which JSON
-        # can carry as escapes; they become U+FFFD rather than a lost event or a 500.
-        return _storable(json.loads(_NUL_ESCAPE.sub(rb"\1\\ufffd", body)))
-    except UnicodeDecodeError:
-        raise PayloadError("Body is not UTF-8.", {"body": "not valid UTF-8"}) from None
-    except json.JSONDecodeError as exc:
-        raise PayloadError("Malformed JSON.", {"body": f"{exc.msg} at line {exc.lineno} column {exc.colno}"}) from None
-    except RecursionError:
-        # `[[[[...` a hundred thousand deep overflows the parser's stack: bad input, not a 500.
-        raise PayloadError("JSON nested too deeply.", {"body": "nested too deeply"}) from None
-
-
-_NUL_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
-
-
-def _storable(value):
-    if isinstance(value, str):
-        return value.encode("utf-8", "replace").decode("utf-8") if _has_surrogate(value) else value
-    if isinstance(value, dict):
-        return {_storable(key): _storable(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_storable(item) for item in value]
-    return value
-
-
-def _has_surrogate(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
+    return load_json(body)
 
 
 class IngestView(APIView):
@@ -255,10 +217,11 @@ class EventsV2IngestView(APIView):
         except exceptions.APIException as exc:
             metrics.count_rejected(self.kind, "invalid")
             return _pd_error(str(exc.detail), {}, exc.status_code)
-        routing_key = payload.get("routing_key") if isinstance(payload, dict) else None
-        if not isinstance(routing_key, str) or not routing_key:
+        try:
+            routing_key = events_v2.routing_key(payload)
+        except PayloadError as exc:
             metrics.count_rejected(self.kind, "unauthenticated")
-            return _pd_error("routing_key is required: use the integration token.", {"routing_key": "missing"}, 400)
+            return _pd_error(exc.message, exc.detail, 400)
         integration = integration_for_token(routing_key)
         if integration is None or integration.kind != self.kind:
             metrics.count_rejected(self.kind, "unauthenticated")
@@ -272,15 +235,15 @@ class EventsV2IngestView(APIView):
         except PayloadError as exc:
             metrics.count_rejected(self.kind, "invalid")
             return _pd_error(exc.message, exc.detail, 400)
-        for signal in signals:
-            if not signal.dedup_key and signal.status == SignalStatus.FIRING:
-                # PagerDuty hands back a generated key that later acknowledge/resolve
-                # events use; ours is the default fingerprint, so the same alert keeps it.
-                signal.dedup_key = compute_fingerprint(signal).hash[:32]
+        events_v2.fill_generated_dedup_keys(signals)
         results = ingest_signals(signals, integration=integration)
         metrics.count_outcomes(self.kind, results)
         return Response(
-            {"status": "success", "message": "Event processed", "dedup_key": signals[0].dedup_key if signals else ""},
+            {
+                "status": "success",
+                "message": "Event processed",
+                "dedup_key": events_v2.dedup_key_for(signals[0]) if signals else "",
+            },
             status=202,
         )
 

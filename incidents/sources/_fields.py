@@ -216,13 +216,23 @@ def parse_timestamp(value: object) -> datetime | None:
         raise ValueError("out of range") from None
 
 
-def opt_timestamp(obj: dict, key: str, path: str, problems: Problems, *, required: bool = False) -> datetime | None:
-    """An optional (or required) timestamp field, recorded as a problem when unparsable."""
+def opt_timestamp(
+    obj: dict, key: str, path: str, problems: Problems, *, required: bool = False, epoch: bool = False
+) -> datetime | None:
+    """An optional (or required) timestamp field, recorded as a problem when unparsable.
+
+    A number (Unix seconds) is accepted only where the source's documentation allows one
+    (`epoch=True`: Sentry's event timestamp); elsewhere the format documents a string,
+    and a number is a sender's mistake worth telling it about.
+    """
     value = obj.get(key)
     field_path = join(path, key)
     if value is None:
         if required:
             problems.add(field_path, "is required")
+        return None
+    if not epoch and isinstance(value, int | float) and not isinstance(value, bool):
+        problems.add(field_path, "must be an ISO 8601 timestamp string, e.g. 2024-05-01T12:00:00Z, not a number")
         return None
     try:
         return parse_timestamp(value)

@@ -1,4 +1,7 @@
-"""Create an Integration from scripts; the token is printed alone on the last line."""
+"""Create an Integration from scripts; the token is printed alone on the last line.
+
+A Sentry integration also prints `DSN: <dsn>` on the line before: what `sentry_sdk.init(dsn=...)` takes.
+"""
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -36,4 +39,6 @@ class Command(BaseCommand):
         raw = integration.set_new_token()
         integration.save()
         self.stderr.write(f"Integration {integration.name!r} ({integration.get_kind_display()}) ready; token follows.")
+        if integration.dsn:
+            self.stdout.write(f"DSN: {integration.dsn}")
         self.stdout.write(raw)

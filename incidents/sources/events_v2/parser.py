@@ -81,8 +81,6 @@ def _read_trigger_payload(body: dict, problems: f.Problems) -> dict:
         "class": f.opt_str(payload, "class", "payload", problems),
         "custom_details": payload.get("custom_details"),
     }
-    if isinstance(payload.get("timestamp"), int | float):
-        problems.add("payload.timestamp", "must be an ISO 8601 timestamp, e.g. 2024-05-01T12:00:00Z")
     return event
 
 
@@ -146,13 +144,3 @@ def _scalar(value: object) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False, default=str)
-
-
-def dedup_key_for(signal: Signal) -> str:
-    """The dedup_key to answer PagerDuty-style clients with.
-
-    It is the event's own key; empty when a trigger came without one, and then the view
-    answers with the incident fingerprint it computes (PagerDuty would generate a key),
-    which later acknowledge/resolve events can use.
-    """
-    return signal.dedup_key

@@ -113,11 +113,17 @@ def _signal_from_event(event: dict, path: str, *, context: dict) -> Signal:
     event_id = _id_text(event.get("event_id"), f.join(path, "event_id"), problems) or _id_text(
         event.get("id"), f.join(path, "id"), problems
     )
-    exc_type, exc_value, frames = _exception(event, path, problems)
+    exc_type, exc_value, frames, chain_text = _exception(event, path, problems)
     labels = _tags(event, path, problems)
     release = _id_text(event.get("release"), f.join(path, "release"), problems)
     if release:
         labels.setdefault("release", release)
+    server_name = f.opt_str(event, "server_name", path, problems)
+    if server_name:
+        labels.setdefault("server_name", server_name)
+    user = _user(f.opt_dict(event, "user", path, problems))
+    if user:
+        labels.setdefault("user", user)
     environment = f.opt_str(event, "environment", path, problems) or labels.get("environment", "")
     request = f.opt_dict(event, "request", path, problems) or f.opt_dict(
         event, "sentry.interfaces.Http", path, problems
@@ -128,8 +134,9 @@ def _signal_from_event(event: dict, path: str, *, context: dict) -> Signal:
     contexts = f.opt_dict(event, "contexts", path, problems)
     trace = contexts.get("trace") if isinstance(contexts.get("trace"), dict) else {}
     trace_id = trace.get("trace_id") if isinstance(trace.get("trace_id"), str) else ""
-    occurred_at = f.opt_timestamp(event, "datetime", path, problems) or f.opt_timestamp(
-        event, "timestamp", path, problems
+    # Sentry documents the event timestamp as RFC 3339 text or Unix seconds (SDKs send either).
+    occurred_at = f.opt_timestamp(event, "datetime", path, problems, epoch=True) or f.opt_timestamp(
+        event, "timestamp", path, problems, epoch=True
     )
     severity = _level(event, "level", path, problems)
     title = f.opt_str(event, "title", path, problems)
@@ -163,7 +170,7 @@ def _signal_from_event(event: dict, path: str, *, context: dict) -> Signal:
         exception_type=exc_type,
         exception_value=exc_value,
         frames=frames,
-        traceback=format_python_traceback(exc_type, exc_value, frames) if frames else "",
+        traceback=chain_text,
         path=f.url_path(request_url),
         method=method if method in f.HTTP_METHODS else "",
         trace_id=trace_id,
@@ -174,11 +181,12 @@ def _signal_from_event(event: dict, path: str, *, context: dict) -> Signal:
     )
 
 
-def _exception(event: dict, path: str, problems: f.Problems) -> tuple[str, str, list[Frame]]:
+def _exception(event: dict, path: str, problems: f.Problems) -> tuple[str, str, list[Frame], str]:
+    """The last (outermost) exception's type, value and frames, and the whole chain as Python prints it."""
     key = "exception" if event.get("exception") is not None else "sentry.interfaces.Exception"
     container = event.get(key)
     if container is None:
-        return "", "", []
+        return "", "", [], ""
     exc_path = f.join(path, key)
     if isinstance(container, list):  # an older SDK wrote the list itself
         values, values_path = container, exc_path
@@ -186,21 +194,45 @@ def _exception(event: dict, path: str, problems: f.Problems) -> tuple[str, str, 
         values, values_path = f.opt_list(container, "values", exc_path, problems), f.join(exc_path, "values")
     else:
         problems.add(exc_path, f"must be an object, not {f.type_name(container)}")
-        return "", "", []
-    if not values:
-        return "", "", []
-    last_path = f.join(values_path, len(values) - 1)
-    last = values[-1]
-    if not isinstance(last, dict):
-        problems.add(last_path, f"must be an object, not {f.type_name(last)}")
-        return "", "", []
-    exc_type = f.opt_str(last, "type", last_path, problems)
-    exc_value = f.opt_str(last, "value", last_path, problems)
-    stacktrace = f.opt_dict(last, "stacktrace", last_path, problems)
-    frames_path = f.join(f.join(last_path, "stacktrace"), "frames")
-    raw_frames = f.opt_list(stacktrace, "frames", f.join(last_path, "stacktrace"), problems)
-    frames = [_frame(raw, f.join(frames_path, index), problems) for index, raw in enumerate(raw_frames)]
-    return exc_type, exc_value, [frame for frame in frames if frame is not None]
+        return "", "", [], ""
+    # (type, value, frames, whether it is the explicit cause of the next one), oldest first.
+    chain: list[tuple[str, str, list[Frame], bool]] = []
+    for index, value in enumerate(values):
+        value_path = f.join(values_path, index)
+        if not isinstance(value, dict):
+            problems.add(value_path, f"must be an object, not {f.type_name(value)}")
+            continue
+        exc_type = f.opt_str(value, "type", value_path, problems)
+        exc_value = f.opt_str(value, "value", value_path, problems)
+        stacktrace = f.opt_dict(value, "stacktrace", value_path, problems)
+        frames_path = f.join(f.join(value_path, "stacktrace"), "frames")
+        raw_frames = f.opt_list(stacktrace, "frames", f.join(value_path, "stacktrace"), problems)
+        frames = [_frame(raw, f.join(frames_path, i), problems) for i, raw in enumerate(raw_frames)]
+        mechanism = value.get("mechanism") if isinstance(value.get("mechanism"), dict) else {}
+        # The SDK marks an exception that is another's `__cause__` (raise ... from ...); any
+        # other link is Python's implicit context.
+        is_cause = mechanism.get("source") == "__cause__"
+        chain.append((exc_type, exc_value, [frame for frame in frames if frame is not None], is_cause))
+    if not chain:
+        return "", "", [], ""
+    exc_type, exc_value, frames, _ = chain[-1]
+    return exc_type, exc_value, frames, _chain_text(chain)
+
+
+_CAUSE = "The above exception was the direct cause of the following exception:"
+_CONTEXT = "During handling of the above exception, another exception occurred:"
+
+
+def _chain_text(chain: list[tuple[str, str, list[Frame], bool]]) -> str:
+    """Python's traceback text for a Sentry exception chain (oldest first, as Sentry lists it)."""
+    if not any(frames for _, _, frames, _ in chain):
+        return ""
+    blocks = []
+    for position, (exc_type, exc_value, frames, _is_cause) in enumerate(chain):
+        if position:
+            blocks.append("\n" + (_CAUSE if chain[position - 1][3] else _CONTEXT) + "\n")
+        blocks.append(format_python_traceback(exc_type, exc_value, frames))
+    return "\n".join(blocks)
 
 
 def _frame(raw: object, path: str, problems: f.Problems) -> Frame | None:
@@ -244,6 +276,29 @@ def _frame_vars(raw: object) -> tuple[tuple[str, str], ...]:
             text = value if isinstance(value, str) else repr(value)
             pairs.append((name[:200], text[:MAX_VAR_CHARS]))
     return tuple(pairs)
+
+
+def _user(user: dict) -> str:
+    """Who hit the error, as the SDK identified them (set_user): id, else username, else e-mail, else IP."""
+    for key in ("id", "username", "email", "ip_address"):
+        value = _text(user.get(key))
+        if value:
+            return value
+    return ""
+
+
+def parse_sdk_event(event: object) -> Signal:
+    """One Signal for an event a Sentry SDK sent (an envelope's `event` item or a /store/ body).
+
+    The SDK's event has no Sentry issue, so nothing sets a dedup key: Quench's own
+    fingerprint rules group it. `event_id` is the delivery id (an SDK retry is stored
+    once); the `service` tag names the service, else the integration's default does.
+    """
+    if not isinstance(event, dict):
+        raise PayloadError("Invalid Sentry event.", {"event": f"must be a JSON object, not {f.type_name(event)}"})
+    signal = _signal_from_event(event, "", context={})
+    signal.payload = event
+    return signal
 
 
 def _tags(event: dict, path: str, problems: f.Problems) -> dict[str, str]:
