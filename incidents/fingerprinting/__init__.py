@@ -6,7 +6,8 @@ not, with a hint that says why, so the admin can show how an incident was groupe
 
 Order of precedence (the first that applies decides):
 
-1. **Explicit dedup key** (`signal.dedup_key`, the source's own grouping key): strategy
+1. **Explicit dedup key** (`signal.dedup_key`, the source's own grouping key, within
+   `signal.dedup_scope` — the integration that sent it — when set): strategy
    ``dedup_key``; every other component is listed as "overridden by dedup key".
 2. **First matching rule** (`FingerprintRuleSpec`, admin records in order): strategy
    ``rule:<name>``. Its `static_key` (plus the service when `group_by` holds

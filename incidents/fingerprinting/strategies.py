@@ -72,7 +72,16 @@ def compute_fingerprint(signal: Signal, rules: Sequence[FingerprintRuleSpec] = (
     default = _default_strategy(signal)
     dedup_key = (signal.dedup_key or "").strip()
     if dedup_key:
-        components = [Component("dedup_key", (dedup_key,), True, "the source's own grouping key")]
+        if signal.dedup_scope:
+            key_component = Component(
+                "dedup_key",
+                (signal.dedup_scope, dedup_key),
+                True,
+                "the source's own grouping key, within its integration",
+            )
+        else:
+            key_component = Component("dedup_key", (dedup_key,), True, "the source's own grouping key")
+        components = [key_component]
         components += [_overridden(component, "overridden by dedup key") for component in default.components]
         return make_fingerprint("dedup_key", components)
     for rule in rules:

@@ -1,7 +1,8 @@
 """Turn normalized signals into stored events and deduplicated incidents.
 
 The rules, in order, for one signal:
-1. Integration defaults fill in a missing service/environment; secrets are redacted.
+1. Integration defaults fill in a missing service/environment and scope the dedup key to the
+   integration that sent it; secrets are redacted.
 2. The fingerprint decides the incident (see incidents.fingerprinting).
 3. A retried delivery (same source id within this life of the incident) is answered
    as a duplicate and stores nothing; otherwise the event is stored and the incident
@@ -235,6 +236,9 @@ def _prepare(signal: Signal, integration: Integration | None):
     if integration is not None:
         signal.service = signal.service or integration.default_service
         signal.environment = signal.environment or integration.default_environment
+        if signal.dedup_key:
+            # A dedup key groups only what one integration sends, as PagerDuty's does per routing key.
+            signal.dedup_scope = f"integration:{integration.pk}"
     signal.title = redact_text(signal.title or signal.message.split("\n", 1)[0] or signal.alertname or "Untitled")
     signal.message = redact_text(signal.message)
     signal.exception_value = redact_text(signal.exception_value)

@@ -78,6 +78,10 @@ class Signal:
     trace_id: str = ""
     occurred_at: datetime | None = None
     dedup_key: str = ""
+    # The namespace the dedup key lives in: the integration that sent it, set by the ingest
+    # service (PagerDuty scopes dedup_key to the routing key), so two senders never share
+    # an incident by choosing the same key.
+    dedup_scope: str = ""
     source_id: str = ""
     url: str = ""  # link back to the source (generatorURL, Sentry web_url, ...)
     payload: dict = field(default_factory=dict)  # the raw item this signal came from (redacted before storage)

@@ -134,8 +134,9 @@ def _signal_from_event(event: dict, path: str, *, context: dict) -> Signal:
     contexts = f.opt_dict(event, "contexts", path, problems)
     trace = contexts.get("trace") if isinstance(contexts.get("trace"), dict) else {}
     trace_id = trace.get("trace_id") if isinstance(trace.get("trace_id"), str) else ""
-    # Sentry documents the event timestamp as RFC 3339 text or Unix seconds (SDKs send either).
-    occurred_at = f.opt_timestamp(event, "datetime", path, problems, epoch=True) or f.opt_timestamp(
+    # Sentry documents the event `timestamp` as RFC 3339 text or Unix seconds (SDKs send
+    # either); the webhooks' `datetime` is always text.
+    occurred_at = f.opt_timestamp(event, "datetime", path, problems) or f.opt_timestamp(
         event, "timestamp", path, problems, epoch=True
     )
     severity = _level(event, "level", path, problems)
