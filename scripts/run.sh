@@ -37,6 +37,7 @@ for _ in $(seq 1 60); do
   sleep 0.5
 done
 $PY manage.py send_demo_alerts --url "http://$HOST:$PORT" || echo "demo alerts could not be sent (see above)"
+$PY manage.py demo_sentry_crash --url "http://$HOST:$PORT" || echo "the Sentry SDK demo crash could not be sent (see above)"
 echo
 echo "Waiting for the diagnoses (offline analyzer unless ANTHROPIC_API_KEY is set)..."
 $PY manage.py remediation_status --service shop --wait 120 || true

@@ -506,3 +506,20 @@ def test_other_kinds_have_no_dsn(db):
 
     assert "DSN" not in out.getvalue()
     assert Integration.objects.get(name="prom").public_key is None
+
+
+def test_the_demo_crash_reaches_quench_through_the_sdk(live_server, db):
+    integration = Integration(name="demo-sentry", kind="sentry", default_environment="production")
+    integration.set_new_token()
+    integration.save()
+    out = io.StringIO()
+    call_command("demo_sentry_crash", url=live_server.url, stdout=out)
+
+    incident = Incident.objects.get()
+    assert incident.service == "newsletter"
+    assert incident.exception_type == "DeliveryError"
+    event = incident.events.get()
+    assert event.labels["release"] == "newsletter@1.0.3"
+    assert "KeyError: 'first_name'" in event.traceback
+    assert [frame["function"] for frame in event.frames if frame["in_app"]][-1] == "send_newsletter"
+    assert f"(event {event.source_id})" in out.getvalue()
