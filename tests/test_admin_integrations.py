@@ -47,3 +47,25 @@ def test_the_token_never_reaches_the_database_in_clear(admin_client, db):
         sessions = cursor.fetchone()[0]
     assert token not in rows and token not in sessions
     assert Integration.objects.get(name="grafana-prod").token_hash == hash_token(token)
+
+
+def test_a_new_sentry_integration_shows_its_dsn_with_the_token_and_on_its_page(admin_client, db, settings):
+    settings.SITE_URL = "https://quench.example.com"
+    response = admin_client.post(
+        "/admin/incidents/integration/add/", {"name": "shop-sdk", "kind": "sentry", "enabled": "on"}
+    )
+    integration = Integration.objects.get(name="shop-sdk")
+    dsn = f"https://{integration.public_key}@quench.example.com/{integration.pk}"
+
+    assert f'<code class="quench-dsn" style="user-select:all">{dsn}</code>' in response.content.decode()
+    token = TOKEN.search(response.content.decode()).group(1)
+    assert integration.public_key not in token
+    page = admin_client.get(f"/admin/incidents/integration/{integration.pk}/change/").content.decode()
+    assert dsn in page and token not in page
+
+
+def test_other_kinds_show_no_dsn(admin_client, db):
+    integration = IntegrationFactory(kind="grafana")
+    page = admin_client.get(f"/admin/incidents/integration/{integration.pk}/change/").content.decode()
+    assert integration.public_key is None
+    assert "Sentry SDK DSN" in page and "sentry_sdk.init" not in page
