@@ -150,6 +150,12 @@ def test_a_raised_exception_reaches_quench_with_its_chain_frames_tags_and_releas
     assert pay_frame["in_app"] is True
     assert pay_frame["context_line"] == "raise CheckoutError(f\"order {order['id']} cannot be charged\") from exc"
     assert "order" in pay_frame["vars"]
+    # The lines around it too, with the hard-coded key in the source redacted.
+    assert pay_frame["pre_context"][-2:] == [
+        '        return charge(order, api_key="[REDACTED]")',
+        "    except ZeroDivisionError as exc:",
+    ]
+    assert pay_frame["post_context"][0] == ""  # the blank line after the function
     # The whole chain, as Python prints it: the cause, its frames, then the outer error.
     assert "ZeroDivisionError: division by zero" in event.traceback
     assert "The above exception was the direct cause of the following exception:" in event.traceback
@@ -158,6 +164,7 @@ def test_a_raised_exception_reaches_quench_with_its_chain_frames_tags_and_releas
     # Locals of the cause's frame keep the api key only redacted.
     stored = json.dumps(event.payload)
     assert "sk_live_4eC39HqLyjWDarjtT1zdp7dc" not in stored
+    assert "sk_live_4eC39HqLyjWDarjtT1zdp7dc" not in json.dumps(event.frames)
     charge_frame = event.payload["exception"]["values"][0]["stacktrace"]["frames"][-1]
     assert charge_frame["function"] == "charge" and "api_key" in charge_frame["vars"]
 

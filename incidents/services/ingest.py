@@ -672,8 +672,12 @@ def _frame_dict(frame) -> dict:
         "filename": frame.filename,
         "lineno": frame.lineno,
         "in_app": frame.in_app,
-        "context_line": frame.context_line,
+        "context_line": redact_text(frame.context_line),
     }
+    if frame.pre_context or frame.post_context:
+        # Source lines can hold a hard-coded secret as well as any text: redacted like the traceback.
+        stored["pre_context"] = [redact_text(line) for line in frame.pre_context]
+        stored["post_context"] = [redact_text(line) for line in frame.post_context]
     if frame.vars:
         # Locals can hold anything a request carried: secrets are redacted like the payload.
         stored["vars"] = redact(dict(frame.vars))

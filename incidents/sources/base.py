@@ -42,6 +42,10 @@ class Frame:
     lineno: int | None = None
     in_app: bool = True
     context_line: str = ""
+    # The source lines around `context_line` when the source sent them (Sentry's
+    # `pre_context` / `post_context`), oldest first.
+    pre_context: tuple[str, ...] = ()
+    post_context: tuple[str, ...] = ()
     # The frame's local variables as the source sent them (name, repr), when it did (Sentry's
     # `vars`): the diagnosis replays the failing call with them. Redacted before storage.
     vars: tuple[tuple[str, str], ...] = ()

@@ -259,11 +259,24 @@ def _frame(raw: object, path: str, problems: f.Problems) -> Frame | None:
         # Sentry leaves in_app null when it could not decide; the path tells us then.
         in_app=in_app if in_app is not None else guessed_in_app,
         context_line=f.opt_str(raw, "context_line", path, problems).strip(),
+        pre_context=_context_lines(raw.get("pre_context"))[-MAX_CONTEXT_LINES:],
+        post_context=_context_lines(raw.get("post_context"))[:MAX_CONTEXT_LINES],
         vars=_frame_vars(raw.get("vars")),
     )
 
 
 MAX_FRAME_VARS = 50
+MAX_CONTEXT_LINES = 10
+MAX_CONTEXT_CHARS = 500
+
+
+def _context_lines(raw: object) -> tuple[str, ...]:
+    """A frame's pre/post context lines; anything that is not a list of lines counts as none."""
+    if not isinstance(raw, list):
+        return ()
+    return tuple(line[:MAX_CONTEXT_CHARS] if isinstance(line, str) else "" for line in raw)
+
+
 MAX_VAR_CHARS = 2000
 
 
