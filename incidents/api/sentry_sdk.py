@@ -65,28 +65,29 @@ class _SentryIngestView(View):
         raw = request.read(limit + 1)
         if len(raw) > limit:
             return self._too_large(limit)
+        # A key in the headers or query is checked before the body is read; an envelope
+        # may carry it in its own header instead (`dsn`), which needs the body parsed first.
         public_key = auth.public_key_from_headers(request)
+        integration = self._integration(public_key) if public_key else None
+        if public_key and integration is None:
+            return self._unknown_key()
         try:
             body = decode_body(raw, request.META.get("HTTP_CONTENT_ENCODING", ""), limit)
             envelope_headers, items = self.read_items(body, limit)
         except BodyTooLarge as exc:
             return self._too_large(exc.limit)
         except PayloadError as exc:
-            if not public_key:  # an anonymous sender learns only that it must authenticate
+            if integration is None:  # an anonymous sender learns only that it must authenticate
                 return self._unauthenticated()
             metrics.count_rejected(SOURCE, "invalid")
             return _error(exc.message, exc.detail, status=400)
-        public_key = public_key or auth.public_key_from_envelope(envelope_headers)
-        if not public_key:
-            return self._unauthenticated()
-        integration = auth.integration_for_public_key(public_key)
         if integration is None:
-            metrics.count_rejected(SOURCE, "unauthenticated")
-            return _error(
-                "Unknown or disabled DSN key: copy the DSN from the Sentry integration in Quench's admin.",
-                {"sentry_key": "no enabled Sentry integration has this key"},
-                status=403,
-            )
+            public_key = auth.public_key_from_envelope(envelope_headers)
+            if not public_key:
+                return self._unauthenticated()
+            integration = self._integration(public_key)
+            if integration is None:
+                return self._unknown_key()
         envelope_project = dsn_project(envelope_headers.get("dsn"))
         if integration.pk != project_id or (envelope_project and envelope_project != str(project_id)):
             metrics.count_rejected(SOURCE, "unauthenticated")
@@ -129,6 +130,19 @@ class _SentryIngestView(View):
         if len(payload) > settings.QUENCH_MAX_BODY_BYTES:
             raise BodyTooLarge(settings.QUENCH_MAX_BODY_BYTES)
         return load_json(payload)
+
+    @staticmethod
+    def _integration(public_key: str):
+        return auth.integration_for_public_key(public_key)
+
+    @staticmethod
+    def _unknown_key() -> JsonResponse:
+        metrics.count_rejected(SOURCE, "unauthenticated")
+        return _error(
+            "Unknown or disabled DSN key: copy the DSN from the Sentry integration in Quench's admin.",
+            {"sentry_key": "no enabled Sentry integration has this key"},
+            status=403,
+        )
 
     @staticmethod
     def _too_large(limit: int) -> JsonResponse:
