@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import re
 
-PLACEHOLDERS = ("<uuid>", "<hex>", "<ip>", "<email>", "<ts>", "<num>", "<str>", "<token>", "<id>")
+PLACEHOLDERS = ("<uuid>", "<hex>", "<ip>", "<email>", "<ts>", "<num>", "<str>", "<token>", "<id>", "<path>")
 
 # Most patterns start with a character (a literal or a class) rather than a lookbehind, so
 # that the regex engine can skip ahead to where a match can begin; a lookbehind that guards
@@ -79,7 +79,18 @@ _NAMED_TIMESTAMP = re.compile(
 _MONTH_HINT = re.compile(f"{_MONTHS}|{_MONTHS.upper()}")
 
 _UUID = re.compile(
-    r"[0-9a-fA-F](?<![\w-].)[0-9a-fA-F]{7}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(?![\w-])"
+    r"[0-9a-fA-F](?<![\w-].)[0-9a-fA-F]{7}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(?![A-Za-z0-9-])"
+)
+
+# A file system path: two slashes or more from the start of a word (`/var/lib/app/x.db`,
+# `~/run/a.sh`, `/home/ann//job.rts`), or a drive and a backslash (`C:\\Windows\\x.dll`). Which
+# file is data. A path right after an HTTP method is a route and stays (`GET /api/orders/<num>`);
+# a path inside a URL (`https://host/a/b`) never starts a word.
+_PATH = re.compile(
+    r"(?:(?<![\w.:/~<>\\-])(?:~/|/)(?<!GET /)(?<!PUT /)(?<!POST /)(?<!HEAD /)(?<!PATCH /)"
+    r"(?<!DELETE /)(?<!OPTIONS /)[\w.\-<>*@+%=$~#,]*(?:/[\w.\-<>*@+%=$~#,]*)+"
+    r"|[A-Za-z]:\\(?<![\w.]..\\)[^\s\\\"']*(?:\\[^\s\\\"']*)*)"
+    r"(?<![.,])"
 )
 
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?![\w-])")
@@ -89,18 +100,25 @@ _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?![
 # `app.min.js`, `backup.tar.gz`) and dotted code paths (mixed case, no known top-level
 # domain) are not host names. A host inside a URL stays: there it names the upstream.
 _GENERIC_TLDS = (
-    "com|net|org|edu|gov|mil|int|io|ai|app|dev|cloud|biz|name|pro|xyz|online|site|tech|"
-    "local|localdomain|internal|intranet|lan|corp|home|arpa"
+    "com|net|org|edu|gov|mil|int|io|ai|info|biz|dev|cloud|xyz|local|localdomain|internal|intranet|lan|corp|arpa"
 )
 _NOT_COUNTRY_TLDS = (
     "py|js|ts|gz|xz|bz|so|sh|md|rs|db|go|rb|pl|pm|cc|hh|mo|po|ps|id|pk|el|ex|rc|in|am|is|it|me|to|no|do|my|be|"
     "as|at|on|or|us|tv|ok|hr|ms|ns"
 )
+# Labels may hold capitals and digits (`MSRA-SA-41.fareast.corp.example.com`, `tva1.cdn.cn`);
+# the top-level domain is lower case. A country domain needs three labels (two are too
+# often `module.attr`), or a port after it (`img.example.cn:80`), and a country domain that
+# is also a file extension (`.pl`, `.sh`) counts only after a generic second level
+# (`wsi.edu.pl`) or with four labels or more. A port belongs to the host: `<ip>` for the whole `host:port`.
 _HOST = re.compile(
-    r"[a-z0-9](?<![\w.@/:-].)[a-z0-9-]*(?:"
-    rf"(?:\.[a-z0-9-]+)*\.(?:{_GENERIC_TLDS})"
-    rf"|(?:\.[a-z0-9-]+){{2,}}\.(?!(?:{_NOT_COUNTRY_TLDS})(?![a-z]))[a-z]{{2}}"
-    r")(?![\w-]|\.\w)"
+    r"[A-Za-z0-9](?<![\w.@/:\\-].)[A-Za-z0-9-]*(?:"
+    rf"(?:\.[A-Za-z0-9-]+)*\.(?:{_GENERIC_TLDS})(?::\d{{1,5}})?"
+    rf"|(?:\.[A-Za-z0-9-]+)+\.(?:{_GENERIC_TLDS})\.[a-z]{{2}}(?::\d{{1,5}})?"
+    rf"|(?:\.[A-Za-z0-9-]+)+\.(?!(?:{_NOT_COUNTRY_TLDS})(?![a-z]))[a-z]{{2}}(?::\d{{1,5}})?"
+    rf"|\.(?!(?:{_NOT_COUNTRY_TLDS})(?![a-z]))[a-z]{{2}}:\d{{1,5}}"
+    r"|(?:\.[A-Za-z0-9-]+){2,}\.[a-z]{2}(?::\d{1,5})?"
+    r")(?![\w-]|\.\w|:\d)"
 )
 _HOST_HINT = re.compile(rf"\.(?:{_GENERIC_TLDS}|[a-z]{{2}})(?![\w-]|\.\w)")
 
@@ -124,7 +142,7 @@ _USER_WORDS = (
 )
 _USER_NAME = re.compile(
     r"((?:user|User|USER)(?<![\w.-]....)(?:name|NAME)?(?:=|:? ))"
-    rf"(?!(?:{_USER_WORDS})(?![\w.@-]))[\w.@-]*[A-Za-z][\w.@-]*(?![\w.@-])"
+    rf"(?!(?:{_USER_WORDS})(?![\w.@-]))[\w.@-]*[A-Za-z0-9][\w.@-]*(?![\w.@-])"
 )
 
 # Base64-like runs; `_base64_token` keeps only those that mix digits, lower and upper case.
@@ -167,6 +185,15 @@ _HEX = re.compile(
 _MIXED_HINT = re.compile(r"\d[_-]?[A-Za-z]+[_-]?\d")
 _MIXED_ID = re.compile(r"(?<![\w<])(?=[\w-]*?\d[_-]*[A-Za-z][\w-]*?\d)\w[\w-]*(?<!-)(?![\w>])")
 
+# An identifier that ends in a long number (`KB3021674`, `p15105218`, `INC0012345`): a serial
+# number, whatever its prefix; four digits or fewer stay names (`sha256`, `rfc3339`, `iso8859`).
+_SERIAL_NUMBER = re.compile(r"[A-Za-z](?<![A-Za-z0-9<].)[A-Za-z]*\d{5,}(?![A-Za-z0-9>])")
+
+# The last part of a compound name that is one or two letters and a number (`rack_B4`,
+# `node-D1`, `cluster_n03`): the instance of a numbered series (`node-<id>`). A version
+# (`api-v2`) stays a name.
+_NUMBERED_SUFFIX = re.compile(r"[A-Za-z](?<=[A-Za-z0-9][_-].)(?<![_-][vV])[A-Za-z]?\d+(?![\w>])")
+
 # A snake_case name with a number in it (`rdd_2_0`, `broadcast_15_piece0`, `blk_-42`),
 # seen after the numbers are replaced: the whole word is one id, whatever its prefix.
 # Hyphenated names keep their prefix (`worker-<num>`, `utf-<num>`).
@@ -184,7 +211,7 @@ _QUOTED = re.compile(
 
 # <num>.<num>, <num>-<num>, <num>, <num> ..., and a number restated in parentheses
 # (`2126 bytes (2.07 KB)`): one placeholder.
-_REPEATED = re.compile(r"(<(?:num|hex|id|token|str|ip)>)(?:(?:[.,:;_\-/x] ?| )\1| \(\1\))+")
+_REPEATED = re.compile(r"(<(?:num|hex|id|token|str|ip|path)>)(?:(?:[.,:;_\-/x] ?| )\1| \(\1?\))+")
 
 _DIGIT = re.compile(r"\d")
 
@@ -203,6 +230,8 @@ def normalize_message(text: str) -> str:
         text = _UUID.sub("<uuid>", text)
     if "@" in text:
         text = _EMAIL.sub("<email>", text)
+    if text.count("/") >= 2 or ":\\" in text:
+        text = _PATH.sub("<path>", text)
     if "." in text and _HOST_HINT.search(text):
         text = _in_words(text, _has_dot, _HOST, "<ip>")
     if "ser" in text or "SER" in text:
@@ -219,6 +248,9 @@ def normalize_message(text: str) -> str:
         digits_left = _DIGIT.search(text) is not None
         if digits_left:
             text = _HEX.sub("<hex>", text)
+            text = _SERIAL_NUMBER.sub("<id>", text)
+            if "_" in text or "-" in text:
+                text = _NUMBERED_SUFFIX.sub("<id>", text)
         if digits_left and text.count("/") >= 2:
             text = _in_words(text, _is_path, _PATH_SEGMENT_NUMBER, r"\1<num>")
         if "_<num>" in text:
@@ -226,7 +258,7 @@ def normalize_message(text: str) -> str:
         if digits_left and _MIXED_HINT.search(text):
             text = _in_words(text, _MIXED_HINT.search, _MIXED_ID, "<id>")
     if "'" in text or '"' in text:
-        text = _QUOTED.sub("<str>", text)
+        text = _QUOTED.sub(_quoted_value, text)
     if ">" in text:
         text = _REPEATED.sub(r"\1", text)
     return text
@@ -262,6 +294,18 @@ def _numbered_name(match: re.Match) -> str:
     if any(c.isalpha() for c in name.replace("<num>", "")):
         return "<id>"
     return name
+
+
+_HTTP_REQUEST = re.compile(r"[\"'](?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|CONNECT|TRACE) ")
+
+
+def _quoted_value(match: re.Match) -> str:
+    """`<str>` for quoted data; a quoted HTTP request line keeps its method (`"GET <str>"`): the method is the event."""
+    value = match.group()
+    request = _HTTP_REQUEST.match(value)
+    if request:
+        return f"{request.group()}<str>{value[0]}"
+    return "<str>"
 
 
 def _base64_token(match: re.Match) -> str:
