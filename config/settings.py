@@ -270,3 +270,13 @@ LOGGING = {
 
 if os.environ.get("QUENCH_TESTING"):
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# --- Learned grouping of log messages ---
+# Log signals of one service learn which plain words vary inside one event (a user, a program,
+# a host name without a known domain): see incidents/fingerprinting/learning.py. Off: grouping
+# is by message template alone.
+QUENCH_LEARNED_GROUPING = env_bool("QUENCH_LEARNED_GROUPING", True)
+# Different words one position must show before it becomes a variable (2 or more).
+QUENCH_LEARNED_GROUPING_MIN_VALUES = env_int("QUENCH_LEARNED_GROUPING_MIN_VALUES", 5)
+if QUENCH_LEARNED_GROUPING_MIN_VALUES < 2:
+    raise ImproperlyConfigured("QUENCH_LEARNED_GROUPING_MIN_VALUES must be 2 or more (5 is the default).")

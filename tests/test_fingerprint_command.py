@@ -56,7 +56,7 @@ def test_stdin_replaces_invalid_utf8_and_keeps_line_count(monkeypatch):
 
 def test_stdin_without_a_byte_buffer(monkeypatch):
     output = run(io.StringIO("user 42 logged in\n\n"), monkeypatch, "--stdin")
-    assert output == "user <num> logged in\n\n"
+    assert output == "user <str> logged in\n\n"
 
 
 def test_empty_stdin_prints_nothing(monkeypatch):

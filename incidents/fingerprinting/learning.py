@@ -40,10 +40,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from incidents.fingerprinting.normalize import PLACEHOLDERS
+
 VARIABLE = "<*>"
 STATE_VERSION = 1
 
-_PLACEHOLDER = re.compile(r"<(?:uuid|hex|ip|email|ts|num|str|token|id|\*)>")
+_PLACEHOLDER = re.compile("|".join(re.escape(placeholder) for placeholder in (*PLACEHOLDERS, VARIABLE)))
 
 
 @dataclass
