@@ -114,6 +114,14 @@ class TemplateBook:
             return " ".join(_words(template))
         return " ".join(self.templates[known].pattern)
 
+    def learned(self) -> list[tuple[str, str]]:
+        """The groups that have learned a variable: (key, pattern), in order of creation."""
+        return [
+            (template.key, " ".join(template.pattern))
+            for template in self.templates
+            if template.pattern != _words(template.key)
+        ]
+
     def _remember(self, template: str, index: int) -> str:
         if len(self.variants) < self.max_variants:
             self.variants[template] = index
