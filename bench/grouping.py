@@ -233,8 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = [scores[method_name][name] for name in names]
         accuracy = sum(result.accuracy for result in results) / len(results)
         precision = sum(result.precision for result in results) / len(results)
-        means.append(f"{accuracy:.3f} ({precision:.3f})      ")
-    print(f"{f'mean ({len(names)})':<18} |" + "".join(f"{cell:>19}" for cell in means))
+        means.append(f" {accuracy:.3f} ({precision:.3f})".ljust(19))
+    print(f"{f'mean ({len(names)})':<18} |" + "".join(means))
     print()
     for method_name in QUENCH_METHODS:
         merged = [(name, group, events) for name in names for group, events in scores[method_name][name].merged]

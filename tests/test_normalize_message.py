@@ -214,6 +214,7 @@ def test_file_paths_are_data_and_routes_after_a_method_stay():
     second = normalize_message("cannot open /srv/spool/tmp/report-a1.csv: permission denied")
     assert first == second == "cannot open <path>: permission denied"
     assert normalize_message("missing ~/deploy/hooks/pre.sh") == "missing <path>"
+    assert normalize_message("cannot exec ./bin/migrate: not found") == "cannot exec <path>: not found"
     assert normalize_message(r"cannot load C:\Windows\System32\drivers\net7.sys") == "cannot load <path>"
     # A route after an HTTP method names the endpoint; a URL keeps its path.
     assert normalize_message("GET /api/orders/17 returned 500") == "GET /api/orders/<num> returned <num>"
@@ -237,6 +238,20 @@ def test_a_user_name_is_data_whatever_its_form():
     assert normalize_message("user=1001 denied") == "user=<str> denied"
     # Words of the sentence after `user` stay.
     assert normalize_message("user not found") != normalize_message("user already exists")
+
+
+def test_who_authenticates_is_data():
+    names = ["root", "deploy", "git", "backup-svc", "1001"]
+    templates = {normalize_message(f"Failed password for {name} from 10.1.1.5 port 52114") for name in names}
+    assert templates == {"Failed password for <str> from <ip> port <num>"}
+    assert normalize_message("Accepted publickey for ci from 10.1.1.5") == "Accepted publickey for <str> from <ip>"
+    assert normalize_message("login failed for mallory") == normalize_message("login failed for trent")
+    # `for invalid user x` keeps its words; the sentence's own words after `for` stay.
+    assert normalize_message("Failed password for invalid user ops from 10.1.1.5") == (
+        "Failed password for invalid user <str> from <ip>"
+    )
+    assert normalize_message("password for the account expired") == "password for the account expired"
+    assert normalize_message("waiting for lock on orders") == "waiting for lock on orders"
 
 
 def test_serial_numbers_glued_to_letters_are_ids():

@@ -10,17 +10,25 @@ in this order, each to what the previous ones left:
 2. Query values: ``?page=2&q=x`` -> ``?page=<str>&q=<str>`` (keys stay), in URLs or not.
 3. Timestamps that start with a name -> ``<ts>``: ``Sun Dec 04 04:47:44 2005``,
    ``Dec  4 04:47:44``, ``Dec 4, 2005 4:47 PM``.
-4. UUIDs -> ``<uuid>``; e-mail addresses -> ``<email>``.
-5. Host names -> ``<ip>`` (the same placeholder as addresses: whether a log shows a name or
-   an address is up to DNS): lower-case dotted names ending in a common top-level domain,
-   or in a two-letter country domain when there are three labels or more. File names
+4. UUIDs -> ``<uuid>``, also with a suffix glued by ``_`` (``<uuid>_old``); e-mail
+   addresses -> ``<email>``.
+5. File system paths -> ``<path>``: two slashes or more from the start of a word
+   (``/var/lib/app/x.db``, ``~/run/a.sh``) or a drive and a backslash (``C:\\Windows\\x``):
+   which file is data. A path right after an HTTP method is a route and stays
+   (``GET /api/orders/<num>``); a path inside a URL never starts a word, so URLs stay.
+6. Host names -> ``<ip>`` (the same placeholder as addresses: whether a log shows a name or
+   an address is up to DNS), with their port (``cdn.example.cn:443`` -> ``<ip>``): dotted
+   names ending in a common top-level domain; or in a two-letter country domain with three
+   labels or more, or with a port; a country domain that is also a file extension
+   (``.pl``, ``.sh``) only after a generic second level (``uni.edu.pl``) or with four labels
+   or more. Labels may hold capitals and digits (``WORKER-07.prod.corp``). File names
    (``views.py``, ``backup.tar.gz``) and dotted code paths are not host names; a host
    inside a URL stays, because there it names the upstream.
-6. A user name -> ``<str>``: the bare word right after ``user`` / ``username`` (or
-   ``user=``, ``user:``), unless it is an ordinary word (``user not found``).
-7. MAC-like addresses -> ``<hex>``; IPv6 addresses -> ``<ip>``; base64-like runs of 32+
+7. A user name -> ``<str>``: the word right after ``user`` / ``username`` (or ``user=``,
+   ``user:``), letters or digits, unless it is an ordinary word (``user not found``).
+8. MAC-like addresses -> ``<hex>``; IPv6 addresses -> ``<ip>``; base64-like runs of 32+
    characters that mix digits, lower and upper case (secrets, session ids) -> ``<token>``.
-8. In one pass over what starts with a digit: timestamps that start with a digit ->
+9. In one pass over what starts with a digit: timestamps that start with a digit ->
    ``<ts>`` (ISO 8601 / RFC 3339 with or without zone, ``2024/01/02``,
    ``04/Dec/2005:04:47:44 +0000``, ``4 Dec 2005``, a clock time ``04:47:44.123``); IPv4
    addresses with an optional port -> ``<ip>``; numbers -> ``<num>``: integers, decimals,
@@ -29,25 +37,33 @@ in this order, each to what the previous ones left:
    number glued to the letters before or after it stays (``utf8``, ``sha256``,
    ``jk2_init``, ``http2``, ``2nd``): those are names. A number after ``_``, ``-``, ``/``
    or ``:`` is replaced (``part-00590`` -> ``part-<num>``, ``/users/42``).
-9. Hexadecimal: ``0x…`` numbers and runs of 7+ hex digits holding a digit and a letter
-   a-f (hashes, object addresses, commit shas) -> ``<hex>``.
-10. In a path, a name that ends in digits is numbered data (``/data/subdir5/x`` ->
-    ``/data/subdir<num>/x``). A snake_case name with a number in it is one id (``rdd_2_0``, ``broadcast_15_piece0``,
-    ``blk_-42`` -> ``<id>``); so is a word in which letters and digits alternate twice or
-    more (``a1b2c3``, ``x2x4z``, pod name suffixes).
-11. Quoted values -> ``<str>``, unless the value looks like an identifier (a letter, ``_``
+10. Hexadecimal: ``0x…`` numbers and runs of 7+ hex digits holding a digit and a letter
+    a-f (hashes, object addresses, commit shas) -> ``<hex>``. Serial numbers: letters
+    glued to five digits or more (``KB3021674``, ``INC0012345``) -> ``<id>``. The numbered
+    member of a series, the last part of a compound name that is one or two letters and a
+    number (``rack_B4``, ``node-d1``) -> ``<id>``; a version (``api-v2``) stays.
+11. In a route, a name that ends in digits is numbered data (``/data/subdir5/x`` ->
+    ``/data/subdir<num>/x``). A snake_case name with a number in it is one id (``rdd_2_0``,
+    ``broadcast_15_piece0``, ``blk_-42`` -> ``<id>``); so is a word in which letters and
+    digits alternate twice or more (``a1b2c3``, ``x2x4z``, pod name suffixes).
+12. Quoted values -> ``<str>``, unless the value looks like an identifier (a letter, ``_``
     or a placeholder first, then ``[\\w.:<>-]``, at most 40 characters). The exception is on
     purpose: in ``KeyError: 'user_id'`` or ``No module named 'redis'`` the quoted word *is*
-    the problem, and two missing keys are two bugs; free text inside quotes is data. An
-    apostrophe inside a word (``can't``) is never taken for a quote.
-12. Placeholders repeated with only separators between them, or restated in parentheses,
-    become one: ``<num>.<num>``, ``<num>, <num>, <num>``, ``<num> (<num>)`` -> ``<num>``,
-    so lists, compound ids and ``2126 bytes (2.07 KB)`` have one template.
+    the problem, and two missing keys are two bugs; free text inside quotes is data. A
+    quoted HTTP request keeps its method (``"GET <str>"``): the method tells two requests
+    apart. An apostrophe inside a word (``can't``) is never taken for a quote.
+13. Placeholders repeated with only separators between them, or restated in parentheses
+    (or empty parentheses after one), become one: ``<num>.<num>``, ``<num>, <num>, <num>``,
+    ``<num> (<num>)``, ``<ip> ()`` -> one placeholder, so lists, compound ids and
+    ``2126 bytes (2.07 KB)`` have one template.
+
+Words that vary but have the form of plain words (a user in ``Failed password for root``, a
+program name) are left to the learned second stage, `learning.TemplateBook`.
 
 The result is deterministic and idempotent (a template normalizes to itself). The
 patterns are compiled once and mostly start with a literal or a character class, and rare
-rules run only when a cheap test says they may match: ~100k typical log lines per second
-on one core (see bench/GROUPING.md).
+rules run only when a cheap test says they may match: ~95k log lines per second on one
+core (see bench/GROUPING.md).
 """
 
 from __future__ import annotations
@@ -89,7 +105,8 @@ _UUID = re.compile(
 _PATH = re.compile(
     r"(?:(?<![\w.:/~<>\\-])(?:~/|/)(?<!GET /)(?<!PUT /)(?<!POST /)(?<!HEAD /)(?<!PATCH /)"
     r"(?<!DELETE /)(?<!OPTIONS /)[\w.\-<>*@+%=$~#,]*(?:/[\w.\-<>*@+%=$~#,]*)+"
-    r"|[A-Za-z]:\\(?<![\w.]..\\)[^\s\\\"']*(?:\\[^\s\\\"']*)*)"
+    r"|[A-Za-z]:\\(?<![\w.]..\\)[^\s\\\"']*(?:\\[^\s\\\"']*)*"
+    r"|(?<![\w.:/~<>\\-])\.\.?/[\w.\-<>*@+%=$~#,]+(?:/[\w.\-<>*@+%=$~#,]*)*)"
     r"(?<![.,])"
 )
 
@@ -143,6 +160,15 @@ _USER_WORDS = (
 _USER_NAME = re.compile(
     r"((?:user|User|USER)(?<![\w.-]....)(?:name|NAME)?(?:=|:? ))"
     rf"(?!(?:{_USER_WORDS})(?![\w.@-]))[\w.@-]*[A-Za-z0-9][\w.@-]*(?![\w.@-])"
+)
+
+# Who authenticates: the word after "password for", "login failed for", "publickey for"...
+# (`Failed password for root`, `Accepted publickey for deploy`) is a user name like the word
+# after `user`, whatever it is; `for invalid user x` is left to the user-name rule.
+_AUTH_SUBJECT = re.compile(
+    r"((?i:password|passphrase|publickey|login|logon|authentication|credentials)"
+    r"(?: (?i:failed|failure|succeeded|accepted|attempts?|error|denied))? for )"
+    rf"(?!(?:invalid|illegal|{_USER_WORDS})(?![\w.@-]))[\w.@-]*[A-Za-z0-9][\w.@-]*(?![\w.@-])"
 )
 
 # Base64-like runs; `_base64_token` keeps only those that mix digits, lower and upper case.
@@ -230,12 +256,14 @@ def normalize_message(text: str) -> str:
         text = _UUID.sub("<uuid>", text)
     if "@" in text:
         text = _EMAIL.sub("<email>", text)
-    if text.count("/") >= 2 or ":\\" in text:
+    if text.count("/") >= 2 or ":\\" in text or "./" in text:
         text = _PATH.sub("<path>", text)
     if "." in text and _HOST_HINT.search(text):
         text = _in_words(text, _has_dot, _HOST, "<ip>")
     if "ser" in text or "SER" in text:
         text = _USER_NAME.sub(r"\1<str>", text)
+    if " for " in text:
+        text = _AUTH_SUBJECT.sub(r"\1<str>", text)
     if has_digit:
         if text.count(":") >= 5 or text.count("-") >= 5:
             text = _MAC.sub("<hex>", text)
