@@ -168,7 +168,7 @@ _USER_NAME = re.compile(
 _AUTH_SUBJECT = re.compile(
     r"((?i:password|passphrase|publickey|login|logon|authentication|credentials)"
     r"(?: (?i:failed|failure|succeeded|accepted|attempts?|error|denied))? for )"
-    rf"(?!(?:invalid|illegal|{_USER_WORDS})(?![\w.@-]))[\w.@-]*[A-Za-z0-9][\w.@-]*(?![\w.@-])"
+    rf"(?!(?:(?i:invalid|illegal|user|username)|{_USER_WORDS})(?![\w.@-]))[\w.@-]*[A-Za-z0-9][\w.@-]*(?![\w.@-])"
 )
 
 # Base64-like runs; `_base64_token` keeps only those that mix digits, lower and upper case.
