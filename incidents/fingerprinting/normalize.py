@@ -214,11 +214,13 @@ _MIXED_ID = re.compile(r"(?<![\w<])(?=[\w-]*?\d[_-]*[A-Za-z][\w-]*?\d)\w[\w-]*(?
 # An identifier that ends in a long number (`KB3021674`, `p15105218`, `INC0012345`): a serial
 # number, whatever its prefix; four digits or fewer stay names (`sha256`, `rfc3339`, `iso8859`).
 _SERIAL_NUMBER = re.compile(r"[A-Za-z](?<![A-Za-z0-9<].)[A-Za-z]*\d{5,}(?![A-Za-z0-9>])")
+_SERIAL_HINT = re.compile(r"\d{5}")
 
 # The last part of a compound name that is one or two letters and a number (`rack_B4`,
 # `node-D1`, `cluster_n03`): the instance of a numbered series (`node-<id>`). A version
 # (`api-v2`) stays a name.
 _NUMBERED_SUFFIX = re.compile(r"[A-Za-z](?<=[A-Za-z0-9][_-].)(?<![_-][vV])[A-Za-z]?\d+(?![\w>])")
+_NUMBERED_SUFFIX_HINT = re.compile(r"[_-][A-Za-z]{1,2}\d")
 
 # A snake_case name with a number in it (`rdd_2_0`, `broadcast_15_piece0`, `blk_-42`),
 # seen after the numbers are replaced: the whole word is one id, whatever its prefix.
@@ -276,8 +278,9 @@ def normalize_message(text: str) -> str:
         digits_left = _DIGIT.search(text) is not None
         if digits_left:
             text = _HEX.sub("<hex>", text)
-            text = _SERIAL_NUMBER.sub("<id>", text)
-            if "_" in text or "-" in text:
+            if _SERIAL_HINT.search(text):
+                text = _SERIAL_NUMBER.sub("<id>", text)
+            if _NUMBERED_SUFFIX_HINT.search(text):
                 text = _NUMBERED_SUFFIX.sub("<id>", text)
         if digits_left and text.count("/") >= 2:
             text = _in_words(text, _is_path, _PATH_SEGMENT_NUMBER, r"\1<num>")
