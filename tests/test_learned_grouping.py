@@ -207,3 +207,34 @@ def test_the_admin_shows_what_a_service_learned(learning, admin_client):
     page = admin_client.get(f"/admin/incidents/learnedtemplates/{row.pk}/change/")
     assert page.status_code == 200
     assert "password check failed for &lt;*&gt; from &lt;*&gt; via sshd" in page.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_batches_neither_lose_nor_contradict_what_was_learned(learning):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    services = ["auth-gateway", "billing"]
+    users = [f"user{n}x" for n in range(24)]
+
+    def batch(worker: int) -> list[tuple[str, str]]:
+        try:
+            mine = users[worker::6]
+            order = services if worker % 2 else list(reversed(services))
+            signals = [log_signal(failed_login(user), service) for service in order for user in mine]
+            results = ingest_signals(signals)
+            return [(signal.service, result.fingerprint) for signal, result in zip(signals, results, strict=True)]
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(6) as pool:
+        outcomes = [pair for pairs in pool.map(batch, range(6)) for pair in pairs]
+
+    for service in services:
+        row = LearnedTemplates.objects.get(service=service)
+        assert row.variant_count == len(users)  # no batch overwrote another's learning
+        book = TemplateBook.from_state(row.state)
+        # Every fingerprint given out is the one the saved book gives for that message.
+        expected = {compute_fingerprint(log_signal(failed_login(user), service), (), book).hash for user in users}
+        assert {fingerprint for name, fingerprint in outcomes if name == service} == expected

@@ -119,6 +119,7 @@ _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?![
 _GENERIC_TLDS = (
     "com|net|org|edu|gov|mil|int|io|ai|info|biz|dev|cloud|xyz|local|localdomain|internal|intranet|lan|corp|arpa"
 )
+_FILE_EXTENSIONS = "py|js|ts|gz|xz|bz|so|sh|md|rs|db|go|rb|pl|pm|cc|hh|mo|po|ps|el|ex|rc"
 _NOT_COUNTRY_TLDS = (
     "py|js|ts|gz|xz|bz|so|sh|md|rs|db|go|rb|pl|pm|cc|hh|mo|po|ps|id|pk|el|ex|rc|in|am|is|it|me|to|no|do|my|be|"
     "as|at|on|or|us|tv|ok|hr|ms|ns"
@@ -127,14 +128,15 @@ _NOT_COUNTRY_TLDS = (
 # the top-level domain is lower case. A country domain needs three labels (two are too
 # often `module.attr`), or a port after it (`img.example.cn:80`), and a country domain that
 # is also a file extension (`.pl`, `.sh`) counts only after a generic second level
-# (`wsi.edu.pl`) or with four labels or more. A port belongs to the host: `<ip>` for the whole `host:port`.
+# (`wsi.edu.pl`) or with four labels or more (`a-b.dsl.isp.at`; never a code or archive
+# extension: `jquery.ui.min.js`). A port belongs to the host: `<ip>` for the whole `host:port`.
 _HOST = re.compile(
     r"[A-Za-z0-9](?<![\w.@/:\\-].)[A-Za-z0-9-]*(?:"
     rf"(?:\.[A-Za-z0-9-]+)*\.(?:{_GENERIC_TLDS})(?::\d{{1,5}})?"
     rf"|(?:\.[A-Za-z0-9-]+)+\.(?:{_GENERIC_TLDS})\.[a-z]{{2}}(?::\d{{1,5}})?"
     rf"|(?:\.[A-Za-z0-9-]+)+\.(?!(?:{_NOT_COUNTRY_TLDS})(?![a-z]))[a-z]{{2}}(?::\d{{1,5}})?"
     rf"|\.(?!(?:{_NOT_COUNTRY_TLDS})(?![a-z]))[a-z]{{2}}:\d{{1,5}}"
-    r"|(?:\.[A-Za-z0-9-]+){2,}\.[a-z]{2}(?::\d{1,5})?"
+    rf"|(?:\.[A-Za-z0-9-]+){{2,}}\.(?!(?:{_FILE_EXTENSIONS})(?![a-z]))[a-z]{{2}}(?::\d{{1,5}})?"
     r")(?![\w-]|\.\w|:\d)"
 )
 _HOST_HINT = re.compile(rf"\.(?:{_GENERIC_TLDS}|[a-z]{{2}})(?![\w-]|\.\w)")
