@@ -38,9 +38,9 @@ def test_a_word_that_takes_many_values_becomes_a_variable():
     assert len(set(keys[:4])) == 4
     assert keys[4:] == [first, first, first]
     assert book.pattern_of(normalize_message(failed_login("grace"))) == (
-        "password check failed for <*> from <*> via sshd"
+        "password check failed for <*> from <ip> via sshd"
     )
-    assert book.learned() == [(first, "password check failed for <*> from <*> via sshd")]
+    assert book.learned() == [(first, "password check failed for <*> from <ip> via sshd")]
 
 
 def test_a_known_message_keeps_its_group_after_the_book_learns():
@@ -77,6 +77,12 @@ def test_placeholders_of_any_kind_are_one_variable():
     hexadecimal = group(book, "flush of segment 0x1f2e3d4c took 12 ms")
     decimal = group(book, "flush of segment 48213 took 9 ms")
     assert hexadecimal == decimal
+
+
+def test_a_value_is_not_a_word():
+    # A placeholder is a value: it does not stand for the words of another message.
+    book = TemplateBook()
+    assert group(book, "retry 3 of 5 for invoice sync") != group(book, "retry limit of 5 for invoice sync")
 
 
 def test_with_nothing_learned_the_key_is_the_template():
@@ -134,9 +140,7 @@ def test_each_service_learns_in_its_own_row(learning):
     assert billing.template_count == 1 and billing.variant_count == 1
     # What the gateway learned does not group the billing service's messages...
     book = TemplateBook.from_state(billing.state)
-    assert book.pattern_of(normalize_message(failed_login("zoe"))) == " ".join(
-        normalize_message(failed_login("zoe")).replace("<ip>", "<*>").split()
-    )
+    assert book.learned() == []
     # ...and the gateway's new users join its first incident.
     first = Incident.objects.get(service="auth-gateway", message=failed_login("alice"))
     (fingerprint,) = ingest(failed_login("yusuf"))
@@ -184,7 +188,7 @@ def test_a_learned_group_shows_its_pattern_in_the_hint():
     fingerprint = compute_fingerprint(log_signal(failed_login("zoe")), (), book)
     (message,) = [c for c in fingerprint.components if c.name == "message"]
     assert message.values == (normalize_message(failed_login("alice")),)
-    assert "password check failed for <*> from <*> via sshd" in message.hint
+    assert "password check failed for <*> from <ip> via sshd" in message.hint
     assert "zoe" in message.hint
 
 
@@ -206,7 +210,7 @@ def test_the_admin_shows_what_a_service_learned(learning, admin_client):
     assert "auth-gateway" in listing.content.decode()
     page = admin_client.get(f"/admin/incidents/learnedtemplates/{row.pk}/change/")
     assert page.status_code == 200
-    assert "password check failed for &lt;*&gt; from &lt;*&gt; via sshd" in page.content.decode()
+    assert "password check failed for &lt;*&gt; from &lt;ip&gt; via sshd" in page.content.decode()
 
 
 @pytest.mark.django_db(transaction=True)

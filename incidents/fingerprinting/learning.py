@@ -13,21 +13,22 @@ A `TemplateBook` holds what one source (a service) has learned. It is plain data
 service layer loads it from the database, passes it to `compute_fingerprint`, and saves
 it when `changed` says so. The rules:
 
-1. Templates are compared with every placeholder as one variable (``<num>``, ``<hex>``,
-   ``<ip>``... all read as ``<*>``): a number printed in hex on one line and in decimal on
-   another is one value.
+1. Templates are compared with every placeholder as one value (``<num>``, ``<hex>``,
+   ``<ip>``... all alike): a number printed in hex on one line and in decimal on another is
+   one value. A value matches only a value, never a word (``retry <num> of <num>`` is not
+   ``retry limit of <num>``), until the position has been learned as a variable.
 2. A known template (a *variant*) always gets the group it got the first time: the book
    remembers it. So a group's key, and the incident's fingerprint, never change as the
    book learns; a learned variable only widens which *new* variants join a group.
 3. A new variant joins the first group (in order of creation) whose pattern it fits, with
-   the same number of words and ``<*>`` matching any word.
+   the same number of words and a learned ``<*>`` matching any word.
 4. Else, if it differs from a group's pattern in exactly one word, that word is counted
    as a value seen at that position. When `min_values` different words have been seen
    there, the position becomes ``<*>`` in the group's pattern and the variant joins the
    group; the words seen before keep the groups they had (rule 2).
-5. A position is learned only while the pattern keeps at least `min_literals` words that
-   are not variables, and never the only word that is not a variable: ``<*> <*> failed``
-   is too little to say two lines are one event.
+5. A position is learned only while the pattern keeps at least `min_literals` plain words
+   (neither values nor variables): ``<*> startup succeeded`` is too little to say two lines
+   are one event.
 6. Else the variant starts a new group, whose key is its own template: with nothing
    learned, grouping is exactly that of `normalize_message`, hash for hash.
 
@@ -43,9 +44,12 @@ from dataclasses import dataclass, field
 from incidents.fingerprinting.normalize import PLACEHOLDERS
 
 VARIABLE = "<*>"
+# What every placeholder of `normalize_message` reads as here: a value, matched only by a value
+# (or by a learned variable), never by a word.
+VALUE = "<>"
 STATE_VERSION = 1
 
-_PLACEHOLDER = re.compile("|".join(re.escape(placeholder) for placeholder in (*PLACEHOLDERS, VARIABLE)))
+_PLACEHOLDER = re.compile("|".join(re.escape(placeholder) for placeholder in (*PLACEHOLDERS, VARIABLE, VALUE)))
 
 
 @dataclass
@@ -62,8 +66,15 @@ class LearnedTemplate:
                 return False
         return True
 
+    def display(self) -> str:
+        """The pattern as people read it: the key's words, ``<*>`` where a variable was learned."""
+        return " ".join(
+            VARIABLE if expected == VARIABLE else word
+            for expected, word in zip(self.pattern, self.key.split(" "), strict=True)
+        )
+
     def literals(self) -> int:
-        return sum(1 for word in self.pattern if word != VARIABLE and not _PLACEHOLDER.fullmatch(word))
+        return sum(1 for word in self.pattern if word not in (VARIABLE, VALUE))
 
 
 @dataclass
@@ -111,13 +122,13 @@ class TemplateBook:
         """The learned pattern of the group `template` belongs to (``<*>`` for every variable), for hints."""
         known = self.variants.get(template)
         if known is None:
-            return " ".join(_words(template))
-        return " ".join(self.templates[known].pattern)
+            return template
+        return self.templates[known].display()
 
     def learned(self) -> list[tuple[str, str]]:
         """The groups that have learned a variable: (key, pattern), in order of creation."""
         return [
-            (template.key, " ".join(template.pattern))
+            (template.key, template.display())
             for template in self.templates
             if template.pattern != _words(template.key)
         ]
@@ -176,4 +187,4 @@ class TemplateBook:
 
 
 def _words(template: str) -> list[str]:
-    return _PLACEHOLDER.sub(VARIABLE, template).split(" ")
+    return _PLACEHOLDER.sub(VALUE, template).split(" ")
