@@ -278,3 +278,12 @@ def test_a_value_restated_in_parentheses_or_left_empty_there_is_one_value():
     without_name = normalize_message("accepted 10.0.0.3 () at 12:00:01")
     bare = normalize_message("accepted 10.0.0.3 at 12:00:01")
     assert with_name == without_name == bare == "accepted <ip> at <ts>"
+
+
+def test_the_quoted_value_of_a_key_is_data():
+    first = normalize_message('acquire lock=7, tag="sync_worker", pid=812')
+    second = normalize_message('acquire lock=9, tag="RetryQueue", pid=44')
+    assert first == second == "acquire lock=<num>, tag=<str>, pid=<num>"
+    assert normalize_message("Job(name='nightly_export') failed") == "Job(name=<str>) failed"
+    # A quoted identifier that is not assigned is what the message is about.
+    assert normalize_message("KeyError: 'user_id'") != normalize_message("KeyError: 'order_id'")

@@ -49,8 +49,9 @@ in this order, each to what the previous ones left:
 12. Quoted values -> ``<str>``, unless the value looks like an identifier (a letter, ``_``
     or a placeholder first, then ``[\\w.:<>-]``, at most 40 characters). The exception is on
     purpose: in ``KeyError: 'user_id'`` or ``No module named 'redis'`` the quoted word *is*
-    the problem, and two missing keys are two bugs; free text inside quotes is data. A
-    quoted HTTP request keeps its method (``"GET <str>"``): the method tells two requests
+    the problem, and two missing keys are two bugs; free text inside quotes is data, and so
+    is the value of a key (``tag="sync_worker"`` -> ``tag=<str>``). A quoted HTTP request
+    keeps its method (``"GET <str>"``): the method tells two requests
     apart. An apostrophe inside a word (``can't``) is never taken for a quote.
 13. Placeholders repeated with only separators between them, or restated in parentheses
     (or empty parentheses after one), become one: ``<num>.<num>``, ``<num>, <num>, <num>``,
@@ -233,9 +234,12 @@ _NUMBERED_NAME = re.compile(r"(?<![\w<>.-])(?:[\w-]|<num>)*?_<num>(?:[\w-]|<num>
 # (`subdir5`, `shard12`, `rand6`) is numbered data: its digits go (`subdir<num>`).
 _PATH_SEGMENT_NUMBER = re.compile(r"(?<=/)([A-Za-z][A-Za-z_-]*?)\d+(?=[/.]|$)")
 
-# A quoted value; left as it is when it is an identifier (see the module docstring).
+# A quoted value; left as it is when it is an identifier (see the module docstring), unless it
+# is the value of a key (`tag="sync_worker"`): what a key is set to is data.
 _QUOTED = re.compile(
-    r"'(?<![\w']')(?![A-Za-z_<][\w.:<>-]{0,39}'(?!\w))[^'\n]*'(?!\w)"
+    r"'(?<==')[^'\n]*'(?!\w)"
+    r'|"(?<==")(?:[^"\\\n]|\\.)*"(?!\w)'
+    r"|'(?<![\w']')(?![A-Za-z_<][\w.:<>-]{0,39}'(?!\w))[^'\n]*'(?!\w)"
     r'|"(?<![\w"]")(?![A-Za-z_<][\w.:<>-]{0,39}"(?!\w))(?:[^"\\\n]|\\.)*"(?!\w)'
 )
 
