@@ -236,6 +236,10 @@ def test_a_user_name_is_data_whatever_its_form():
     templates = {normalize_message(f"Login failed for user {name} from 10.0.0.7") for name in names}
     assert templates == {"Login failed for user <str> from <ip>"}
     assert normalize_message("user=1001 denied") == "user=<str> denied"
+    assert normalize_message('FATAL: password authentication failed for user "deploy"') == (
+        "FATAL: password authentication failed for user <str>"
+    )
+    assert normalize_message("Login failed for user 'sa'") == "Login failed for user <str>"
     # Words of the sentence after `user` stay.
     assert normalize_message("user not found") != normalize_message("user already exists")
 

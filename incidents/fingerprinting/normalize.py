@@ -25,7 +25,10 @@ in this order, each to what the previous ones left:
    (``views.py``, ``backup.tar.gz``) and dotted code paths are not host names; a host
    inside a URL stays, because there it names the upstream.
 7. A user name -> ``<str>``: the word right after ``user`` / ``username`` (or ``user=``,
-   ``user:``), letters or digits, unless it is an ordinary word (``user not found``).
+   ``user:``), letters or digits, quoted or not, unless it is an ordinary word
+   (``user not found``); so is the word after ``password`` / ``publickey`` / ``login`` /
+   ``authentication`` (+ ``failed``, ``accepted``...) ``for``: who authenticates
+   (``Failed password for root``); ``for invalid user x`` is the user rule's.
 8. MAC-like addresses -> ``<hex>``; IPv6 addresses -> ``<ip>``; base64-like runs of 32+
    characters that mix digits, lower and upper case (secrets, session ids) -> ``<token>``.
 9. In one pass over what starts with a digit: timestamps that start with a digit ->
@@ -160,9 +163,11 @@ _USER_WORDS = (
     "already|must|cannot|can|could|should|will|would|may|session|account|exists?|unknown|logged|login|logout|"
     "matching|data|object|model|profile|agent|input|request|error|info|is_\\w+"
 )
+# A user name may be quoted (`user 'admin'`, `for "deploy"`).
+_QUOTED_NAME = r"'[\w.@-]+'(?!\w)|\"[\w.@-]+\"(?!\w)"
 _USER_NAME = re.compile(
     r"((?:user|User|USER)(?<![\w.-]....)(?:name|NAME)?(?:=|:? ))"
-    rf"(?!(?:{_USER_WORDS})(?![\w.@-]))[\w.@-]*[A-Za-z0-9][\w.@-]*(?![\w.@-])"
+    rf"(?:(?!(?:{_USER_WORDS})(?![\w.@-]))[\w.@-]*[A-Za-z0-9][\w.@-]*(?![\w.@-])|{_QUOTED_NAME})"
 )
 
 # Who authenticates: the word after "password for", "login failed for", "publickey for"...
@@ -171,7 +176,8 @@ _USER_NAME = re.compile(
 _AUTH_SUBJECT = re.compile(
     r"((?i:password|passphrase|publickey|login|logon|authentication|credentials)"
     r"(?: (?i:failed|failure|succeeded|accepted|attempts?|error|denied))? for )"
-    rf"(?!(?:(?i:invalid|illegal|user|username)|{_USER_WORDS})(?![\w.@-]))[\w.@-]*[A-Za-z0-9][\w.@-]*(?![\w.@-])"
+    rf"(?:(?!(?:(?i:invalid|illegal|user|username)|{_USER_WORDS})(?![\w.@-]))[\w.@-]*[A-Za-z0-9][\w.@-]*(?![\w.@-])"
+    rf"|{_QUOTED_NAME})"
 )
 
 # Base64-like runs; `_base64_token` keeps only those that mix digits, lower and upper case.
