@@ -148,7 +148,10 @@ class TemplateBook:
                 if position >= 0:
                     return False  # two or more words differ: another event, or too soon to say
                 position = at
-        if position < 0 or learned.literals() - 1 < self.min_literals:
+        if position < 0:
+            return False
+        plain_left = learned.literals() - (learned.pattern[position] != VALUE)
+        if plain_left < self.min_literals:
             return False
         slot = f"{index}:{position}"
         values = self.candidates.setdefault(slot, [learned.pattern[position]])
