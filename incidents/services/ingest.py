@@ -273,6 +273,7 @@ def _prepare(signals: list[Signal], integration: Integration | None) -> list[tup
 
 
 def _lock_learned_templates(services: list[str]) -> tuple[dict[str, LearnedTemplates], dict[str, TemplateBook]]:
+    """The services' rows (created if new, race-free) locked in service order, and their books."""
     LearnedTemplates.objects.bulk_create(
         [LearnedTemplates(service=service) for service in services], ignore_conflicts=True
     )
