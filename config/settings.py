@@ -278,3 +278,13 @@ QUENCH_SENTRY_MAX_ENVELOPE_BYTES = env_int("QUENCH_SENTRY_MAX_ENVELOPE_BYTES", 1
 # Events per minute accepted from one integration's SDKs (an integration may set its own);
 # above it SDKs get Sentry's 429 with Retry-After and X-Sentry-Rate-Limits and back off. 0: no limit.
 QUENCH_INGEST_RATE_LIMIT_PER_MINUTE = env_int("QUENCH_INGEST_RATE_LIMIT_PER_MINUTE", 1000)
+
+# --- Learned grouping of log messages ---
+# Log signals of one service learn which plain words vary inside one event (a user, a program,
+# a host name without a known domain): see incidents/fingerprinting/learning.py. Off: grouping
+# is by message template alone.
+QUENCH_LEARNED_GROUPING = env_bool("QUENCH_LEARNED_GROUPING", True)
+# Different words one position must show before it becomes a variable (2 or more).
+QUENCH_LEARNED_GROUPING_MIN_VALUES = env_int("QUENCH_LEARNED_GROUPING_MIN_VALUES", 5)
+if QUENCH_LEARNED_GROUPING_MIN_VALUES < 2:
+    raise ImproperlyConfigured("QUENCH_LEARNED_GROUPING_MIN_VALUES must be 2 or more (5 is the default).")

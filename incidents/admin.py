@@ -8,6 +8,7 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
 from incidents.choices import IncidentStatus, IntegrationKind, Severity
+from incidents.fingerprinting import TemplateBook
 from incidents.models import (
     Activity,
     ClassificationRule,
@@ -16,6 +17,7 @@ from incidents.models import (
     FingerprintRule,
     Incident,
     Integration,
+    LearnedTemplates,
     LogSource,
     Silence,
 )
@@ -539,3 +541,26 @@ class ComplaintAdmin(ReadOnlyAdmin):
     @admin.display(description="Message")
     def excerpt(self, obj):
         return obj.message[:120] + ("…" if len(obj.message) > 120 else "")
+
+
+@admin.register(LearnedTemplates)
+class LearnedTemplatesAdmin(ReadOnlyAdmin):
+    """What each service's log grouping has learned: read-only (ingestion alone writes it, under a row lock)."""
+
+    list_display = ["service", "template_count", "variant_count", "learned_variables", "updated_at"]
+    search_fields = ["service"]
+    fields = ["service", "template_count", "variant_count", "updated_at", "learned_patterns"]
+    readonly_fields = fields
+
+    @admin.display(description="Learned variables")
+    def learned_variables(self, obj):
+        return len(TemplateBook.from_state(obj.state).learned())
+
+    @admin.display(description="Groups with learned variables (key, then pattern)")
+    def learned_patterns(self, obj):
+        learned = TemplateBook.from_state(obj.state).learned()
+        if not learned:
+            return "None yet."
+        return format_html_join(
+            "", "<p><code>{}</code><br><code>{}</code></p>", ((key, pattern) for key, pattern in learned[:200])
+        )

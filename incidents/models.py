@@ -560,3 +560,28 @@ class Complaint(models.Model):
 
     def __str__(self) -> str:
         return f"Complaint from {self.customer_id} at {self.reported_at:%Y-%m-%d %H:%M}"
+
+
+class LearnedTemplates(models.Model):
+    """What Quench has learned about one service's log messages: which plain words vary inside one event.
+
+    The state of `incidents.fingerprinting.learning.TemplateBook` for the service's log
+    signals, loaded and saved under a row lock by ingestion (`services.ingest`), so that two
+    batches never learn from a stale copy. Per service: one program's messages share their
+    templates whichever integration or log file delivers them. The state only grows until the
+    book is full (`TemplateBook.max_variants`); deleting the row makes the service start
+    learning again, and new groups then get keys from scratch (existing incidents keep theirs).
+    """
+
+    service = models.CharField(max_length=200, unique=True, blank=True)
+    state = models.JSONField(default=dict, blank=True)
+    template_count = models.PositiveIntegerField(default=0)
+    variant_count = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["service"]
+        verbose_name_plural = "learned templates"
+
+    def __str__(self) -> str:
+        return f"{self.service or '(no service)'}: {self.template_count} templates"

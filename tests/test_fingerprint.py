@@ -87,7 +87,7 @@ def contributing(fingerprint: Fingerprint) -> dict[str, tuple[str, ...]]:
 def test_fingerprint_shape():
     fingerprint = compute_fingerprint(error())
     assert len(fingerprint.hash) == 64 and int(fingerprint.hash, 16) >= 0
-    assert fingerprint.version == FINGERPRINT_VERSION == 1
+    assert fingerprint.version == FINGERPRINT_VERSION == 2
     assert fingerprint.strategy == "default:error"
     stored = json.loads(json.dumps(fingerprint.as_dict()))
     assert stored["hash"] == fingerprint.hash
@@ -109,7 +109,7 @@ def test_snapshot_of_the_default_error_fingerprint():
     assert fingerprint.hash == SNAPSHOT_ERROR_HASH
 
 
-SNAPSHOT_ERROR_HASH = "fd00bf1bd4da95ed45e48f76a89a3f0a670dc530805547f03863a9bd5f0e6816"
+SNAPSHOT_ERROR_HASH = "6cf72038f65842edeb17006d05395309b0bbcde821d4b0ed83f169a2ba103224"
 
 
 def test_the_hash_is_sha256_of_the_canonical_json():
@@ -128,9 +128,9 @@ def test_the_hash_is_sha256_of_the_canonical_json():
 
 def test_the_version_is_part_of_the_hash(monkeypatch):
     before = compute_fingerprint(error())
-    monkeypatch.setattr(components_module, "FINGERPRINT_VERSION", 2)
+    monkeypatch.setattr(components_module, "FINGERPRINT_VERSION", 3)
     after = compute_fingerprint(error())
-    assert after.version == 2
+    assert after.version == 3
     assert after.hash != before.hash
 
 

@@ -56,7 +56,7 @@ def test_stdin_replaces_invalid_utf8_and_keeps_line_count(monkeypatch):
 
 def test_stdin_without_a_byte_buffer(monkeypatch):
     output = run(io.StringIO("user 42 logged in\n\n"), monkeypatch, "--stdin")
-    assert output == "user <num> logged in\n\n"
+    assert output == "user <str> logged in\n\n"
 
 
 def test_empty_stdin_prints_nothing(monkeypatch):
@@ -145,3 +145,19 @@ def test_stdin_through_manage_py():
     assert len(output) == 2003
     assert set(output[:2000]) == {"order <num> failed after <num> retries on <ip>"}
     assert output[2000:] == ["", "tail \xe9", "\ufffd"]
+
+
+def test_learn_prints_the_group_each_line_gets_as_the_book_learns(monkeypatch):
+    users = ["alice", "bob", "carol", "dave", "erin", "frank"]
+    raw = "".join(f"password check failed for {user} on shard 3\n" for user in users).encode()
+    output = run(io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8"), monkeypatch, "--stdin", "--learn")
+    keys = output.split("\n")[:-1]
+    first = "password check failed for alice on shard <num>"
+    # Four users are four groups until the position has earned being a variable (5 values).
+    assert keys[:4] == [f"password check failed for {user} on shard <num>" for user in users[:4]]
+    assert keys[4:] == [first, first]
+
+
+def test_learn_needs_stdin(monkeypatch):
+    with pytest.raises(CommandError, match="--learn goes with --stdin"):
+        run(io.StringIO(""), monkeypatch, "--json", "-", "--learn")

@@ -179,3 +179,115 @@ def test_route_template(path, route):
 @given(st.integers(min_value=0), st.integers(min_value=0))
 def test_route_ids_do_not_split(first, second):
     assert normalize_route(f"/accounts/{first}/invoices") == normalize_route(f"/accounts/{second}/invoices")
+
+
+# One test per general rule class added for issue 12 (grouping on complete Loghub files).
+# Each says what varies and what must still keep two problems apart; the text is written
+# the way service logs read, not copied from the datasets.
+
+
+def test_host_names_with_a_port_are_one_address():
+    first = normalize_message("upstream cache-3.eu.example.net:6379 timed out after 2s")
+    second = normalize_message("upstream 10.2.0.14:6380 timed out after 5s")
+    assert first == second == "upstream <ip> timed out after <num>"
+    # Capitals and digits in the labels, a country domain with a port, a generic second level.
+    assert normalize_message("resolved WORKER-07.prod.corp to rack-a") == "resolved <ip> to rack-a"
+    assert normalize_message("fetch img9.cdn.cn:443 refused") == "fetch <ip> refused"
+    assert normalize_message("reverse lookup gave mail.uni.edu.pl") == "reverse lookup gave <ip>"
+    # File names and code paths are not hosts.
+    assert normalize_message("loading settings.local.py and app.min.js") == "loading settings.local.py and app.min.js"
+    assert normalize_message("in orders.views.create") == "in orders.views.create"
+
+
+def test_the_numbered_member_of_a_series_is_an_id():
+    first = normalize_message("[ingest_B4] queue backlog over limit")
+    second = normalize_message("[ingest_C12] queue backlog over limit")
+    assert first == second == "[ingest_<id>] queue backlog over limit"
+    assert normalize_message("node-r7 lost heartbeat") == normalize_message("node-d1 lost heartbeat")
+    # Versions and encodings stay names.
+    assert normalize_message("calling api-v2 with utf-8") == "calling api-v2 with utf-<num>"
+    assert normalize_message("calling api-v2") != normalize_message("calling api-v3")
+
+
+def test_file_paths_are_data_and_routes_after_a_method_stay():
+    first = normalize_message("cannot open /var/lib/worker/jobs/5f0c2d/result.json: permission denied")
+    second = normalize_message("cannot open /srv/spool/tmp/report-a1.csv: permission denied")
+    assert first == second == "cannot open <path>: permission denied"
+    assert normalize_message("missing ~/deploy/hooks/pre.sh") == "missing <path>"
+    assert normalize_message("cannot exec ./bin/migrate: not found") == "cannot exec <path>: not found"
+    assert normalize_message(r"cannot load C:\Windows\System32\drivers\net7.sys") == "cannot load <path>"
+    # A route after an HTTP method names the endpoint; a URL keeps its path.
+    assert normalize_message("GET /api/orders/17 returned 500") == "GET /api/orders/<num> returned <num>"
+    assert normalize_message("GET /api/orders/17 returned 500") != normalize_message("GET /api/users/17 returned 500")
+    assert normalize_message("see https://docs.example.com/a/b") == "see https://docs.example.com/a/b"
+    # What is done to the file still tells problems apart.
+    assert normalize_message("cannot open /a/b.txt") != normalize_message("cannot delete /a/b.txt")
+
+
+def test_a_uuid_fragment_inside_a_path_or_name_is_data():
+    first = normalize_message("removed /data/tenants/3f9d2c1e-8a7b-4c6d-9e0f-1a2b3c4d5e6f_old")
+    second = normalize_message("removed /data/tenants/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d_old")
+    assert first == second == "removed <path>"
+    assert normalize_message("lease 3f9d2c1e-8a7b-4c6d-9e0f-1a2b3c4d5e6f_tmp expired") == "lease <uuid>_tmp expired"
+
+
+def test_a_user_name_is_data_whatever_its_form():
+    names = ["alice", "svc-backup", "42", "deploy01", "j.doe@corp"]
+    templates = {normalize_message(f"Login failed for user {name} from 10.0.0.7") for name in names}
+    assert templates == {"Login failed for user <str> from <ip>"}
+    assert normalize_message("user=1001 denied") == "user=<str> denied"
+    assert normalize_message('FATAL: password authentication failed for user "deploy"') == (
+        "FATAL: password authentication failed for user <str>"
+    )
+    assert normalize_message("Login failed for user 'sa'") == "Login failed for user <str>"
+    # Words of the sentence after `user` stay.
+    assert normalize_message("user not found") != normalize_message("user already exists")
+
+
+def test_who_authenticates_is_data():
+    names = ["root", "deploy", "git", "backup-svc", "1001"]
+    templates = {normalize_message(f"Failed password for {name} from 10.1.1.5 port 52114") for name in names}
+    assert templates == {"Failed password for <str> from <ip> port <num>"}
+    assert normalize_message("Accepted publickey for ci from 10.1.1.5") == "Accepted publickey for <str> from <ip>"
+    assert normalize_message("login failed for mallory") == normalize_message("login failed for trent")
+    # `for invalid user x` keeps its words; the sentence's own words after `for` stay.
+    assert normalize_message("Failed password for invalid user ops from 10.1.1.5") == (
+        "Failed password for invalid user <str> from <ip>"
+    )
+    assert normalize_message("password for the account expired") == "password for the account expired"
+    assert normalize_message("waiting for lock on orders") == "waiting for lock on orders"
+
+
+def test_serial_numbers_glued_to_letters_are_ids():
+    first = normalize_message("update KB3021674 failed to install")
+    second = normalize_message("update KB2919355 failed to install")
+    assert first == second == "update <id> failed to install"
+    assert normalize_message("ticket INC0012345 reopened") == "ticket <id> reopened"
+    # Short numbers in names are part of the name.
+    assert normalize_message("sha256 mismatch") == "sha256 mismatch"
+    assert normalize_message("rfc3339 parse error") != normalize_message("rfc2822 parse error")
+
+
+def test_a_quoted_http_request_keeps_its_method():
+    get = normalize_message('10.0.0.9 "GET /v1/carts/88 HTTP/1.1" status: 200 len: 1893')
+    post = normalize_message('10.0.0.4 "POST /v1/carts HTTP/1.1" status: 201 len: 12')
+    assert get == '<ip> "GET <str>" status: <num> len: <num>'
+    assert post == '<ip> "POST <str>" status: <num> len: <num>'
+    # Other quoted free text is still data.
+    assert normalize_message('job "nightly export of orders" failed') == "job <str> failed"
+
+
+def test_a_value_restated_in_parentheses_or_left_empty_there_is_one_value():
+    with_name = normalize_message("accepted 10.0.0.3 (gw-2.example.org) at 12:00:01")
+    without_name = normalize_message("accepted 10.0.0.3 () at 12:00:01")
+    bare = normalize_message("accepted 10.0.0.3 at 12:00:01")
+    assert with_name == without_name == bare == "accepted <ip> at <ts>"
+
+
+def test_the_quoted_value_of_a_key_is_data():
+    first = normalize_message('acquire lock=7, tag="sync_worker", pid=812')
+    second = normalize_message('acquire lock=9, tag="RetryQueue", pid=44')
+    assert first == second == "acquire lock=<num>, tag=<str>, pid=<num>"
+    assert normalize_message("Job(name='nightly_export') failed") == "Job(name=<str>) failed"
+    # A quoted identifier that is not assigned is what the message is about.
+    assert normalize_message("KeyError: 'user_id'") != normalize_message("KeyError: 'order_id'")

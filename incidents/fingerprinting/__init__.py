@@ -24,7 +24,9 @@ Order of precedence (the first that applies decides):
      pod, node, host, ...: an alert firing on two replicas is one incident). The title
      template counts only when there is no alertname.
    - ``default:log`` — service, message template, logger name (label ``logger`` or
-     ``logger_name``), exception type, route template, method.
+     ``logger_name``), exception type, route template, method. With the service's learned
+     templates (`TemplateBook`, see `learning`), the message is its group's key: the
+     template of the group's first message, which a learned variable never changes.
 
    Environment never contributes: the same bug in staging and production is one problem.
 4. **Fallback** (the default found nothing that identifies the problem, e.g. an error with
@@ -41,6 +43,7 @@ from incidents.fingerprinting.components import (
     Fingerprint,
     FingerprintRuleSpec,
 )
+from incidents.fingerprinting.learning import TemplateBook
 from incidents.fingerprinting.normalize import PLACEHOLDERS, normalize_message, normalize_route
 from incidents.fingerprinting.strategies import (
     GROUPABLE_COMPONENTS,
@@ -58,6 +61,7 @@ __all__ = [
     "Component",
     "Fingerprint",
     "FingerprintRuleSpec",
+    "TemplateBook",
     "compute_fingerprint",
     "normalize_message",
     "normalize_route",

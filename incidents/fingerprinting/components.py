@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 # Bump when any change to this package would give an existing signal another hash. Stored
 # beside every hash, so old incidents keep grouping by the algorithm that made them.
-FINGERPRINT_VERSION = 1
+# 2: message templates with host:port, paths, serial numbers, numbered suffixes, user names
+#    with digits and HTTP methods in quotes; log messages grouped by learned templates.
+FINGERPRINT_VERSION = 2
 
 
 @dataclass(frozen=True)

@@ -10,17 +10,28 @@ in this order, each to what the previous ones left:
 2. Query values: ``?page=2&q=x`` -> ``?page=<str>&q=<str>`` (keys stay), in URLs or not.
 3. Timestamps that start with a name -> ``<ts>``: ``Sun Dec 04 04:47:44 2005``,
    ``Dec  4 04:47:44``, ``Dec 4, 2005 4:47 PM``.
-4. UUIDs -> ``<uuid>``; e-mail addresses -> ``<email>``.
-5. Host names -> ``<ip>`` (the same placeholder as addresses: whether a log shows a name or
-   an address is up to DNS): lower-case dotted names ending in a common top-level domain,
-   or in a two-letter country domain when there are three labels or more. File names
+4. UUIDs -> ``<uuid>``, also with a suffix glued by ``_`` (``<uuid>_old``); e-mail
+   addresses -> ``<email>``.
+5. File system paths -> ``<path>``: two slashes or more from the start of a word
+   (``/var/lib/app/x.db``, ``~/run/a.sh``) or a drive and a backslash (``C:\\Windows\\x``):
+   which file is data. A path right after an HTTP method is a route and stays
+   (``GET /api/orders/<num>``); a path inside a URL never starts a word, so URLs stay.
+6. Host names -> ``<ip>`` (the same placeholder as addresses: whether a log shows a name or
+   an address is up to DNS), with their port (``cdn.example.cn:443`` -> ``<ip>``): dotted
+   names ending in a common top-level domain; or in a two-letter country domain with three
+   labels or more, or with a port; a country domain that is also a file extension
+   (``.pl``, ``.sh``) only after a generic second level (``uni.edu.pl``) or with four labels
+   or more. Labels may hold capitals and digits (``WORKER-07.prod.corp``). File names
    (``views.py``, ``backup.tar.gz``) and dotted code paths are not host names; a host
    inside a URL stays, because there it names the upstream.
-6. A user name -> ``<str>``: the bare word right after ``user`` / ``username`` (or
-   ``user=``, ``user:``), unless it is an ordinary word (``user not found``).
-7. MAC-like addresses -> ``<hex>``; IPv6 addresses -> ``<ip>``; base64-like runs of 32+
+7. A user name -> ``<str>``: the word right after ``user`` / ``username`` (or ``user=``,
+   ``user:``), letters or digits, quoted or not, unless it is an ordinary word
+   (``user not found``); so is the word after ``password`` / ``publickey`` / ``login`` /
+   ``authentication`` (+ ``failed``, ``accepted``...) ``for``: who authenticates
+   (``Failed password for root``); ``for invalid user x`` is the user rule's.
+8. MAC-like addresses -> ``<hex>``; IPv6 addresses -> ``<ip>``; base64-like runs of 32+
    characters that mix digits, lower and upper case (secrets, session ids) -> ``<token>``.
-8. In one pass over what starts with a digit: timestamps that start with a digit ->
+9. In one pass over what starts with a digit: timestamps that start with a digit ->
    ``<ts>`` (ISO 8601 / RFC 3339 with or without zone, ``2024/01/02``,
    ``04/Dec/2005:04:47:44 +0000``, ``4 Dec 2005``, a clock time ``04:47:44.123``); IPv4
    addresses with an optional port -> ``<ip>``; numbers -> ``<num>``: integers, decimals,
@@ -29,32 +40,41 @@ in this order, each to what the previous ones left:
    number glued to the letters before or after it stays (``utf8``, ``sha256``,
    ``jk2_init``, ``http2``, ``2nd``): those are names. A number after ``_``, ``-``, ``/``
    or ``:`` is replaced (``part-00590`` -> ``part-<num>``, ``/users/42``).
-9. Hexadecimal: ``0x…`` numbers and runs of 7+ hex digits holding a digit and a letter
-   a-f (hashes, object addresses, commit shas) -> ``<hex>``.
-10. In a path, a name that ends in digits is numbered data (``/data/subdir5/x`` ->
-    ``/data/subdir<num>/x``). A snake_case name with a number in it is one id (``rdd_2_0``, ``broadcast_15_piece0``,
-    ``blk_-42`` -> ``<id>``); so is a word in which letters and digits alternate twice or
-    more (``a1b2c3``, ``x2x4z``, pod name suffixes).
-11. Quoted values -> ``<str>``, unless the value looks like an identifier (a letter, ``_``
+10. Hexadecimal: ``0x…`` numbers and runs of 7+ hex digits holding a digit and a letter
+    a-f (hashes, object addresses, commit shas) -> ``<hex>``. Serial numbers: letters
+    glued to five digits or more (``KB3021674``, ``INC0012345``) -> ``<id>``. The numbered
+    member of a series, the last part of a compound name that is one or two letters and a
+    number (``rack_B4``, ``node-d1``) -> ``<id>``; a version (``api-v2``) stays.
+11. In a route, a name that ends in digits is numbered data (``/data/subdir5/x`` ->
+    ``/data/subdir<num>/x``). A snake_case name with a number in it is one id (``rdd_2_0``,
+    ``broadcast_15_piece0``, ``blk_-42`` -> ``<id>``); so is a word in which letters and
+    digits alternate twice or more (``a1b2c3``, ``x2x4z``, pod name suffixes).
+12. Quoted values -> ``<str>``, unless the value looks like an identifier (a letter, ``_``
     or a placeholder first, then ``[\\w.:<>-]``, at most 40 characters). The exception is on
     purpose: in ``KeyError: 'user_id'`` or ``No module named 'redis'`` the quoted word *is*
-    the problem, and two missing keys are two bugs; free text inside quotes is data. An
-    apostrophe inside a word (``can't``) is never taken for a quote.
-12. Placeholders repeated with only separators between them, or restated in parentheses,
-    become one: ``<num>.<num>``, ``<num>, <num>, <num>``, ``<num> (<num>)`` -> ``<num>``,
-    so lists, compound ids and ``2126 bytes (2.07 KB)`` have one template.
+    the problem, and two missing keys are two bugs; free text inside quotes is data, and so
+    is the value of a key (``tag="sync_worker"`` -> ``tag=<str>``). A quoted HTTP request
+    keeps its method (``"GET <str>"``): the method tells two requests
+    apart. An apostrophe inside a word (``can't``) is never taken for a quote.
+13. Placeholders repeated with only separators between them, or restated in parentheses
+    (or empty parentheses after one), become one: ``<num>.<num>``, ``<num>, <num>, <num>``,
+    ``<num> (<num>)``, ``<ip> ()`` -> one placeholder, so lists, compound ids and
+    ``2126 bytes (2.07 KB)`` have one template.
+
+Words that vary but have the form of plain words (a user in ``Failed password for root``, a
+program name) are left to the learned second stage, `learning.TemplateBook`.
 
 The result is deterministic and idempotent (a template normalizes to itself). The
 patterns are compiled once and mostly start with a literal or a character class, and rare
-rules run only when a cheap test says they may match: ~100k typical log lines per second
-on one core (see bench/GROUPING.md).
+rules run only when a cheap test says they may match: ~95k log lines per second on one
+core (see bench/GROUPING.md).
 """
 
 from __future__ import annotations
 
 import re
 
-PLACEHOLDERS = ("<uuid>", "<hex>", "<ip>", "<email>", "<ts>", "<num>", "<str>", "<token>", "<id>")
+PLACEHOLDERS = ("<uuid>", "<hex>", "<ip>", "<email>", "<ts>", "<num>", "<str>", "<token>", "<id>", "<path>")
 
 # Most patterns start with a character (a literal or a class) rather than a lookbehind, so
 # that the regex engine can skip ahead to where a match can begin; a lookbehind that guards
@@ -79,7 +99,19 @@ _NAMED_TIMESTAMP = re.compile(
 _MONTH_HINT = re.compile(f"{_MONTHS}|{_MONTHS.upper()}")
 
 _UUID = re.compile(
-    r"[0-9a-fA-F](?<![\w-].)[0-9a-fA-F]{7}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(?![\w-])"
+    r"[0-9a-fA-F](?<![\w-].)[0-9a-fA-F]{7}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(?![A-Za-z0-9-])"
+)
+
+# A file system path: two slashes or more from the start of a word (`/var/lib/app/x.db`,
+# `~/run/a.sh`, `/home/ann//job.rts`), or a drive and a backslash (`C:\\Windows\\x.dll`). Which
+# file is data. A path right after an HTTP method is a route and stays (`GET /api/orders/<num>`);
+# a path inside a URL (`https://host/a/b`) never starts a word.
+_PATH = re.compile(
+    r"(?:(?<![\w.:/~<>\\-])(?:~/|/)(?<!GET /)(?<!PUT /)(?<!POST /)(?<!HEAD /)(?<!PATCH /)"
+    r"(?<!DELETE /)(?<!OPTIONS /)[\w.\-<>*@+%=$~#,]*(?:/[\w.\-<>*@+%=$~#,]*)+"
+    r"|[A-Za-z]:\\(?<![\w.]..\\)[^\s\\\"']*(?:\\[^\s\\\"']*)*"
+    r"|(?<![\w.:/~<>\\-])\.\.?/[\w.\-<>*@+%=$~#,]+(?:/[\w.\-<>*@+%=$~#,]*)*)"
+    r"(?<![.,])"
 )
 
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?![\w-])")
@@ -89,18 +121,27 @@ _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?![
 # `app.min.js`, `backup.tar.gz`) and dotted code paths (mixed case, no known top-level
 # domain) are not host names. A host inside a URL stays: there it names the upstream.
 _GENERIC_TLDS = (
-    "com|net|org|edu|gov|mil|int|io|ai|app|dev|cloud|biz|name|pro|xyz|online|site|tech|"
-    "local|localdomain|internal|intranet|lan|corp|home|arpa"
+    "com|net|org|edu|gov|mil|int|io|ai|info|biz|dev|cloud|xyz|local|localdomain|internal|intranet|lan|corp|arpa"
 )
+_FILE_EXTENSIONS = "py|js|ts|gz|xz|bz|so|sh|md|rs|db|go|rb|pl|pm|cc|hh|mo|po|ps|el|ex|rc"
 _NOT_COUNTRY_TLDS = (
     "py|js|ts|gz|xz|bz|so|sh|md|rs|db|go|rb|pl|pm|cc|hh|mo|po|ps|id|pk|el|ex|rc|in|am|is|it|me|to|no|do|my|be|"
     "as|at|on|or|us|tv|ok|hr|ms|ns"
 )
+# Labels may hold capitals and digits (`MSRA-SA-41.fareast.corp.example.com`, `tva1.cdn.cn`);
+# the top-level domain is lower case. A country domain needs three labels (two are too
+# often `module.attr`), or a port after it (`img.example.cn:80`), and a country domain that
+# is also a file extension (`.pl`, `.sh`) counts only after a generic second level
+# (`wsi.edu.pl`) or with four labels or more (`a-b.dsl.isp.at`; never a code or archive
+# extension: `jquery.ui.min.js`). A port belongs to the host: `<ip>` for the whole `host:port`.
 _HOST = re.compile(
-    r"[a-z0-9](?<![\w.@/:-].)[a-z0-9-]*(?:"
-    rf"(?:\.[a-z0-9-]+)*\.(?:{_GENERIC_TLDS})"
-    rf"|(?:\.[a-z0-9-]+){{2,}}\.(?!(?:{_NOT_COUNTRY_TLDS})(?![a-z]))[a-z]{{2}}"
-    r")(?![\w-]|\.\w)"
+    r"[A-Za-z0-9](?<![\w.@/:\\-].)[A-Za-z0-9-]*(?:"
+    rf"(?:\.[A-Za-z0-9-]+)*\.(?:{_GENERIC_TLDS})(?::\d{{1,5}})?"
+    rf"|(?:\.[A-Za-z0-9-]+)+\.(?:{_GENERIC_TLDS})\.[a-z]{{2}}(?::\d{{1,5}})?"
+    rf"|(?:\.[A-Za-z0-9-]+)+\.(?!(?:{_NOT_COUNTRY_TLDS})(?![a-z]))[a-z]{{2}}(?::\d{{1,5}})?"
+    rf"|\.(?!(?:{_NOT_COUNTRY_TLDS})(?![a-z]))[a-z]{{2}}:\d{{1,5}}"
+    rf"|(?:\.[A-Za-z0-9-]+){{2,}}\.(?!(?:{_FILE_EXTENSIONS})(?![a-z]))[a-z]{{2}}(?::\d{{1,5}})?"
+    r")(?![\w-]|\.\w|:\d)"
 )
 _HOST_HINT = re.compile(rf"\.(?:{_GENERIC_TLDS}|[a-z]{{2}})(?![\w-]|\.\w)")
 
@@ -122,9 +163,21 @@ _USER_WORDS = (
     "already|must|cannot|can|could|should|will|would|may|session|account|exists?|unknown|logged|login|logout|"
     "matching|data|object|model|profile|agent|input|request|error|info|is_\\w+"
 )
+# A user name may be quoted (`user 'admin'`, `for "deploy"`).
+_QUOTED_NAME = r"'[\w.@-]+'(?!\w)|\"[\w.@-]+\"(?!\w)"
 _USER_NAME = re.compile(
     r"((?:user|User|USER)(?<![\w.-]....)(?:name|NAME)?(?:=|:? ))"
-    rf"(?!(?:{_USER_WORDS})(?![\w.@-]))[\w.@-]*[A-Za-z][\w.@-]*(?![\w.@-])"
+    rf"(?:(?!(?:{_USER_WORDS})(?![\w.@-]))[\w.@-]*[A-Za-z0-9][\w.@-]*(?![\w.@-])|{_QUOTED_NAME})"
+)
+
+# Who authenticates: the word after "password for", "login failed for", "publickey for"...
+# (`Failed password for root`, `Accepted publickey for deploy`) is a user name like the word
+# after `user`, whatever it is; `for invalid user x` is left to the user-name rule.
+_AUTH_SUBJECT = re.compile(
+    r"((?i:password|passphrase|publickey|login|logon|authentication|credentials)"
+    r"(?: (?i:failed|failure|succeeded|accepted|attempts?|error|denied))? for )"
+    rf"(?:(?!(?:(?i:invalid|illegal|user|username)|{_USER_WORDS})(?![\w.@-]))[\w.@-]*[A-Za-z0-9][\w.@-]*(?![\w.@-])"
+    rf"|{_QUOTED_NAME})"
 )
 
 # Base64-like runs; `_base64_token` keeps only those that mix digits, lower and upper case.
@@ -167,6 +220,17 @@ _HEX = re.compile(
 _MIXED_HINT = re.compile(r"\d[_-]?[A-Za-z]+[_-]?\d")
 _MIXED_ID = re.compile(r"(?<![\w<])(?=[\w-]*?\d[_-]*[A-Za-z][\w-]*?\d)\w[\w-]*(?<!-)(?![\w>])")
 
+# An identifier that ends in a long number (`KB3021674`, `p15105218`, `INC0012345`): a serial
+# number, whatever its prefix; four digits or fewer stay names (`sha256`, `rfc3339`, `iso8859`).
+_SERIAL_NUMBER = re.compile(r"[A-Za-z](?<![A-Za-z0-9<].)[A-Za-z]*\d{5,}(?![A-Za-z0-9>])")
+_SERIAL_HINT = re.compile(r"\d{5}")
+
+# The last part of a compound name that is one or two letters and a number (`rack_B4`,
+# `node-D1`, `cluster_n03`): the instance of a numbered series (`node-<id>`). A version
+# (`api-v2`) stays a name.
+_NUMBERED_SUFFIX = re.compile(r"[A-Za-z](?<=[A-Za-z0-9][_-].)(?<![_-][vV])[A-Za-z]?\d+(?![\w>])")
+_NUMBERED_SUFFIX_HINT = re.compile(r"[_-][A-Za-z]{1,2}\d")
+
 # A snake_case name with a number in it (`rdd_2_0`, `broadcast_15_piece0`, `blk_-42`),
 # seen after the numbers are replaced: the whole word is one id, whatever its prefix.
 # Hyphenated names keep their prefix (`worker-<num>`, `utf-<num>`).
@@ -176,15 +240,18 @@ _NUMBERED_NAME = re.compile(r"(?<![\w<>.-])(?:[\w-]|<num>)*?_<num>(?:[\w-]|<num>
 # (`subdir5`, `shard12`, `rand6`) is numbered data: its digits go (`subdir<num>`).
 _PATH_SEGMENT_NUMBER = re.compile(r"(?<=/)([A-Za-z][A-Za-z_-]*?)\d+(?=[/.]|$)")
 
-# A quoted value; left as it is when it is an identifier (see the module docstring).
+# A quoted value; left as it is when it is an identifier (see the module docstring), unless it
+# is the value of a key (`tag="sync_worker"`): what a key is set to is data.
 _QUOTED = re.compile(
-    r"'(?<![\w']')(?![A-Za-z_<][\w.:<>-]{0,39}'(?!\w))[^'\n]*'(?!\w)"
+    r"'(?<==')[^'\n]*'(?!\w)"
+    r'|"(?<==")(?:[^"\\\n]|\\.)*"(?!\w)'
+    r"|'(?<![\w']')(?![A-Za-z_<][\w.:<>-]{0,39}'(?!\w))[^'\n]*'(?!\w)"
     r'|"(?<![\w"]")(?![A-Za-z_<][\w.:<>-]{0,39}"(?!\w))(?:[^"\\\n]|\\.)*"(?!\w)'
 )
 
 # <num>.<num>, <num>-<num>, <num>, <num> ..., and a number restated in parentheses
 # (`2126 bytes (2.07 KB)`): one placeholder.
-_REPEATED = re.compile(r"(<(?:num|hex|id|token|str|ip)>)(?:(?:[.,:;_\-/x] ?| )\1| \(\1\))+")
+_REPEATED = re.compile(r"(<(?:num|hex|id|token|str|ip|path)>)(?:(?:[.,:;_\-/x] ?| )\1| \(\1?\))+")
 
 _DIGIT = re.compile(r"\d")
 
@@ -203,10 +270,14 @@ def normalize_message(text: str) -> str:
         text = _UUID.sub("<uuid>", text)
     if "@" in text:
         text = _EMAIL.sub("<email>", text)
+    if text.count("/") >= 2 or ":\\" in text or "./" in text:
+        text = _PATH.sub("<path>", text)
     if "." in text and _HOST_HINT.search(text):
         text = _in_words(text, _has_dot, _HOST, "<ip>")
     if "ser" in text or "SER" in text:
         text = _USER_NAME.sub(r"\1<str>", text)
+    if " for " in text:
+        text = _AUTH_SUBJECT.sub(r"\1<str>", text)
     if has_digit:
         if text.count(":") >= 5 or text.count("-") >= 5:
             text = _MAC.sub("<hex>", text)
@@ -219,6 +290,10 @@ def normalize_message(text: str) -> str:
         digits_left = _DIGIT.search(text) is not None
         if digits_left:
             text = _HEX.sub("<hex>", text)
+            if _SERIAL_HINT.search(text):
+                text = _SERIAL_NUMBER.sub("<id>", text)
+            if _NUMBERED_SUFFIX_HINT.search(text):
+                text = _NUMBERED_SUFFIX.sub("<id>", text)
         if digits_left and text.count("/") >= 2:
             text = _in_words(text, _is_path, _PATH_SEGMENT_NUMBER, r"\1<num>")
         if "_<num>" in text:
@@ -226,7 +301,7 @@ def normalize_message(text: str) -> str:
         if digits_left and _MIXED_HINT.search(text):
             text = _in_words(text, _MIXED_HINT.search, _MIXED_ID, "<id>")
     if "'" in text or '"' in text:
-        text = _QUOTED.sub("<str>", text)
+        text = _QUOTED.sub(_quoted_value, text)
     if ">" in text:
         text = _REPEATED.sub(r"\1", text)
     return text
@@ -262,6 +337,18 @@ def _numbered_name(match: re.Match) -> str:
     if any(c.isalpha() for c in name.replace("<num>", "")):
         return "<id>"
     return name
+
+
+_HTTP_REQUEST = re.compile(r"[\"'](?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|CONNECT|TRACE) ")
+
+
+def _quoted_value(match: re.Match) -> str:
+    """`<str>` for quoted data; a quoted HTTP request line keeps its method (`"GET <str>"`): the method is the event."""
+    value = match.group()
+    request = _HTTP_REQUEST.match(value)
+    if request:
+        return f"{request.group()}<str>{value[0]}"
+    return "<str>"
 
 
 def _base64_token(match: re.Match) -> str:

@@ -9,6 +9,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from incidents.fingerprinting.components import Component, Fingerprint, FingerprintRuleSpec, make_fingerprint
+from incidents.fingerprinting.learning import TemplateBook
 from incidents.fingerprinting.normalize import normalize_message, normalize_route
 from incidents.sources.base import Frame, Signal, SignalKind
 
@@ -67,8 +68,15 @@ class _Default(NamedTuple):
     usable: bool  # something that identifies the problem (not just where it ran) contributes
 
 
-def compute_fingerprint(signal: Signal, rules: Sequence[FingerprintRuleSpec] = ()) -> Fingerprint:
-    """Fingerprint `signal`: its dedup key, else the first matching rule, else its kind's default, else its title."""
+def compute_fingerprint(
+    signal: Signal, rules: Sequence[FingerprintRuleSpec] = (), templates: TemplateBook | None = None
+) -> Fingerprint:
+    """Fingerprint `signal`: its dedup key, else the first matching rule, else its kind's default, else its title.
+
+    `templates`, the learned templates of the signal's service, groups the message of a log
+    signal when the default strategy decides (and learns from it: the caller saves the book
+    when `templates.changed`). Without it, the message template alone groups.
+    """
     default = _default_strategy(signal)
     dedup_key = (signal.dedup_key or "").strip()
     if dedup_key:
@@ -88,6 +96,8 @@ def compute_fingerprint(signal: Signal, rules: Sequence[FingerprintRuleSpec] = (
         if rule_matches(rule, signal):
             return _apply_rule(rule, signal, default)
     if default.usable:
+        if templates is not None and signal.kind == SignalKind.LOG:
+            default = _log_default(signal, templates)
         return make_fingerprint(default.strategy, default.components)
     return _fallback(signal, default)
 
@@ -223,13 +233,14 @@ def _alert_default(signal: Signal) -> _Default:
     return _Default("default:alert", components, usable)
 
 
-def _log_default(signal: Signal) -> _Default:
+def _log_default(signal: Signal, templates: TemplateBook | None = None) -> _Default:
     text = signal.message or signal.title or signal.exception_value
-    message = (
-        Component("message", _template(text), True, "the message template")
-        if text
-        else Component("message", (), False, "no message")
-    )
+    if not text:
+        message = Component("message", (), False, "no message")
+    elif templates is None:
+        message = Component("message", _template(text), True, "the message template")
+    else:
+        message = _learned_message(normalize_message(text), templates)
     logger = _logger(signal)
     exception_type = _exception_component(signal)
     frames = _frames_component(signal.frames)
@@ -258,6 +269,20 @@ def _service(signal: Signal) -> Component:
     if service:
         return Component("service", (service,), True, "the service it happened in")
     return Component("service", (), False, "no service named")
+
+
+def _learned_message(template: str, templates: TemplateBook) -> Component:
+    """The group key of a log message's template in the service's learned templates (see fingerprinting.learning)."""
+    if not template:
+        return Component("message", (), False, "no message")
+    key = templates.group(template)
+    pattern = templates.pattern_of(template)
+    if key == template and "<*>" not in pattern:
+        return Component("message", (key,), True, "the message template")
+    hint = f"the message template, grouped by the learned pattern {pattern!r}"
+    if key != template:
+        hint += f" (this message: {template!r})"
+    return Component("message", (key,), True, hint)
 
 
 def _environment(signal: Signal) -> Component:

@@ -3,7 +3,8 @@
 The rules, in order, for one signal:
 1. Integration defaults fill in a missing service/environment and scope the dedup key to the
    integration that sent it; secrets are redacted.
-2. The fingerprint decides the incident (see incidents.fingerprinting).
+2. The fingerprint decides the incident (see incidents.fingerprinting); log signals are
+   grouped by their service's learned templates, which learn from them.
 3. A retried delivery (same source id within this life of the incident) is answered
    as a duplicate and stores nothing; otherwise the event is stored and the incident
    opened, updated, reopened as regressed, or resolved by its source.
@@ -34,8 +35,16 @@ from incidents.choices import (
     EventOutcome,
     IncidentStatus,
 )
-from incidents.fingerprinting import Fingerprint, compute_fingerprint
-from incidents.models import Event, Incident, IncidentCounter, IncidentWakeup, Integration, LogSource
+from incidents.fingerprinting import Fingerprint, TemplateBook, compute_fingerprint
+from incidents.models import (
+    Event,
+    Incident,
+    IncidentCounter,
+    IncidentWakeup,
+    Integration,
+    LearnedTemplates,
+    LogSource,
+)
 from incidents.redaction import redact, redact_text
 from incidents.services.lifecycle import apply_transition, record_activity
 from incidents.services.rules import SEVERITY_FROM_SOURCE, classify, fingerprint_rule_specs, matching_silence
@@ -71,7 +80,7 @@ def ingest_signals(
     log_source: LogSource | None = None,
 ) -> list[IngestResult]:
     """Store signals durably and fold them into incidents; returns one result per signal, in input order."""
-    prepared = [_prepare(signal, integration) for signal in signals]
+    prepared = _prepare(signals, integration)
     bulk_allowed = True
     for attempt in range(BATCH_ATTEMPTS):
         try:
@@ -232,7 +241,55 @@ def _insert_new_events(events: list[Event]) -> list[bool]:
     return stored
 
 
-def _prepare(signal: Signal, integration: Integration | None):
+def _prepare(signals: list[Signal], integration: Integration | None) -> list[tuple[Signal, Fingerprint]]:
+    """Fill in defaults, redact, and fingerprint every signal.
+
+    Log signals are grouped by their service's learned templates (`LearnedTemplates`), which
+    learn from them: the rows are locked, in service order, for as long as it takes, and
+    saved in the same short transaction, so that two batches never learn from a stale copy.
+    A learned group is never taken back, so a batch that fails after this point and is
+    retried gets the same fingerprints.
+    """
+    signals = [_redacted(signal, integration) for signal in signals]
+    rules = fingerprint_rule_specs()
+    services = set()
+    if settings.QUENCH_LEARNED_GROUPING:
+        services = {signal.service[:200] for signal in signals if signal.kind == SignalKind.LOG}
+    if not services:
+        return [(signal, compute_fingerprint(signal, rules)) for signal in signals]
+    with transaction.atomic():
+        rows, books = _lock_learned_templates(sorted(services))
+        prepared = []
+        for signal in signals:
+            book = books[signal.service[:200]] if signal.kind == SignalKind.LOG else None
+            prepared.append((signal, compute_fingerprint(signal, rules, book)))
+        for service, book in books.items():
+            if book.changed:
+                row = rows[service]
+                row.state = book.to_state()
+                row.template_count = len(book.templates)
+                row.variant_count = len(book.variants)
+                row.save(update_fields=["state", "template_count", "variant_count", "updated_at"])
+    return prepared
+
+
+def _lock_learned_templates(services: list[str]) -> tuple[dict[str, LearnedTemplates], dict[str, TemplateBook]]:
+    """The services' rows (created if new, race-free) locked in service order, and their books."""
+    LearnedTemplates.objects.bulk_create(
+        [LearnedTemplates(service=service) for service in services], ignore_conflicts=True
+    )
+    rows = {
+        row.service: row
+        for row in LearnedTemplates.objects.select_for_update().filter(service__in=services).order_by("service")
+    }
+    books = {
+        service: TemplateBook.from_state(row.state, min_values=settings.QUENCH_LEARNED_GROUPING_MIN_VALUES)
+        for service, row in rows.items()
+    }
+    return rows, books
+
+
+def _redacted(signal: Signal, integration: Integration | None) -> Signal:
     if integration is not None:
         signal.service = signal.service or integration.default_service
         signal.environment = signal.environment or integration.default_environment
@@ -245,7 +302,7 @@ def _prepare(signal: Signal, integration: Integration | None):
     signal.traceback = redact_text(signal.traceback)
     signal.payload = redact(signal.payload)
     signal.labels = {key: redact_text(str(value)) for key, value in signal.labels.items()}
-    return signal, compute_fingerprint(signal, fingerprint_rule_specs())
+    return signal
 
 
 def _record(signal: Signal, fingerprint: Fingerprint, integration, log_source) -> IngestResult:

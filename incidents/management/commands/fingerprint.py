@@ -1,6 +1,8 @@
 """`manage.py fingerprint`: message templates from stdin, or the fingerprint of one signal from JSON.
 
     manage.py fingerprint --stdin < app.log          # one template per input line, in order
+    manage.py fingerprint --stdin --learn < app.log  # one group key per line, learning as ingestion
+                                                     # does for one service (a fresh book)
     manage.py fingerprint --json signal.json         # the Fingerprint of a Signal-like JSON object
     manage.py fingerprint --json - < signal.json
 
@@ -16,9 +18,10 @@ import sys
 from dataclasses import fields
 from datetime import datetime
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from incidents.fingerprinting import compute_fingerprint, normalize_message
+from incidents.fingerprinting import TemplateBook, compute_fingerprint, normalize_message
 from incidents.sources.base import Frame, Signal
 
 _SIGNAL_FIELDS = {field.name for field in fields(Signal)}
@@ -42,14 +45,24 @@ class Command(BaseCommand):
         mode.add_argument(
             "--json", dest="json_path", metavar="FILE", help="Read a Signal as a JSON object; print its fingerprint."
         )
+        parser.add_argument(
+            "--learn",
+            action="store_true",
+            help=(
+                "With --stdin: print each line's group key as a service's learned templates would give it, "
+                "learning from the lines in order (a fresh book; nothing is stored)."
+            ),
+        )
 
-    def handle(self, *args, stdin=False, json_path=None, **options):
+    def handle(self, *args, stdin=False, json_path=None, learn=False, **options):
+        if learn and not stdin:
+            raise CommandError("--learn goes with --stdin.")
         if stdin:
-            self._templates()
+            self._templates(learn)
         else:
             self._fingerprint(json_path)
 
-    def _templates(self) -> None:
+    def _templates(self, learn: bool = False) -> None:
         """Stream stdin to stdout line by line: memory stays flat whatever the input's size."""
         if self.stdout._out is sys.__stdout__ and hasattr(sys.__stdout__, "reconfigure"):
             sys.__stdout__.reconfigure(errors="replace")
@@ -58,9 +71,12 @@ class Command(BaseCommand):
         # Only "\n" ends a line: a stray "\r" or form feed inside a line must not add output lines.
         lines = io.TextIOWrapper(buffer, encoding="utf-8", errors="replace", newline="\n") if buffer else source
         write = self.stdout.write
+        group = str
+        if learn:
+            group = TemplateBook(min_values=settings.QUENCH_LEARNED_GROUPING_MIN_VALUES).group
         try:
             for line in lines:
-                write(normalize_message(line[:-1] if line.endswith("\n") else line))
+                write(group(normalize_message(line[:-1] if line.endswith("\n") else line)))
         finally:
             if buffer is not None:
                 lines.detach()  # closing the wrapper would close the process's stdin
