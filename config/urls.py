@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from incidents.api.health import healthz, metrics_view
 
 urlpatterns = [
+    path("admin/notifications/", include("notifications.urls")),  # signed action links; before the admin
     path("admin/", admin.site.urls),
     path("api/v1/", include("incidents.api.urls")),
     path("api/v1/", include("knowledge.api.urls")),
