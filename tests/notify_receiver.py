@@ -7,6 +7,7 @@ client's timeout, then answer 200). `delay` slows every answer (to widen races).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -59,10 +60,8 @@ class Receiver:
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                try:
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(payload)  # the client may have given up (timeout tests)
 
             def log_message(self, *args):
                 pass
