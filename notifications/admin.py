@@ -93,7 +93,7 @@ class ChannelAdmin(admin.ModelAdmin):
     @admin.display(description="Enabled", boolean=False, ordering="enabled")
     def enabled_display(self, obj):
         if obj.enabled:
-            return format_html('<span style="color:#16A34A">yes</span>')
+            return format_html('<span style="color:{}">yes</span>', "#16A34A")
         return format_html(
             '<span style="color:#B91C1C" title="{}">no: {}</span>',
             obj.disabled_reason,
