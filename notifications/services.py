@@ -81,6 +81,11 @@ def notify(
         severity = incident.severity if incident is not None else ""
         service = incident.service if incident is not None else ""
         channels = [c for c in candidates if c.wants(event, severity=severity, service=service)]
+    dedup_key = dedup_key[:200]
+    already = set(
+        Notification.objects.filter(dedup_key=dedup_key, channel__in=channels).values_list("channel_id", flat=True)
+    )
+    channels = [channel for channel in channels if channel.pk not in already]
     if not channels:
         return 0
     now = timezone.now()
@@ -88,7 +93,7 @@ def notify(
         Notification(
             channel=channel,
             event=event,
-            dedup_key=dedup_key[:200],
+            dedup_key=dedup_key,
             incident=incident,
             approval=approval,
             execution=execution,
@@ -100,13 +105,14 @@ def notify(
     ]
     try:
         with transaction.atomic():
-            # ON CONFLICT DO NOTHING on (channel, dedup_key): exactly one row per event and channel.
+            # ON CONFLICT DO NOTHING on (channel, dedup_key): the constraint, not the look-up above,
+            # is what keeps it to one row per event and channel when two writers race.
             Notification.objects.bulk_create(rows, ignore_conflicts=True)
     except DatabaseError:
         logger.exception("writing notifications failed", extra={"event": event, "dedup_key": dedup_key})
         return 0
     channel_ids = [channel.pk for channel in channels]
-    transaction.on_commit(lambda: _enqueue_pending(dedup_key[:200], channel_ids), robust=True)
+    transaction.on_commit(lambda: _enqueue_pending(dedup_key, channel_ids), robust=True)
     return len(rows)
 
 
