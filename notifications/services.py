@@ -279,7 +279,7 @@ def _failed(notification: Notification, exc: TransportError, duration_ms: int) -
         "notification failed",
         extra={**_log_fields(notification), "attempt": attempt, "outcome": delivery_status, "error": exc.message[:300]},
     )
-    return delivery_status
+    return str(delivery_status.value)
 
 
 def _settle(notification: Notification, status: str, *, error: str) -> None:
