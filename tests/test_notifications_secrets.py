@@ -133,3 +133,19 @@ def test_the_admin_lists_of_notifications_and_deliveries_show_no_secret(
     ):
         html = admin_client_logged.get(url).content.decode()
         assert "SECRETPATH" not in html, url
+
+
+def test_routing_is_edited_in_the_admin(admin_client_logged):
+    response = _add(
+        admin_client_logged,
+        events=["incident_opened", "approval_requested"],
+        services='["shop", "billing"]',
+        min_severity="P1",
+        is_escalation="on",
+    )
+    assert response.status_code == 302
+    channel = Channel.objects.get()
+    assert channel.events == ["incident_opened", "approval_requested"]
+    assert channel.services == ["shop", "billing"] and channel.min_severity == "P1" and channel.is_escalation
+    listing = admin_client_logged.get("/admin/notifications/channel/").content.decode()
+    assert "incident_opened, approval_requested; shop, billing" in listing
