@@ -147,3 +147,26 @@ def test_send_test_from_the_admin_reaches_even_a_disabled_channel(client, django
         assert body["event"] == "test" and body["summary"]["title"] == "Test of channel “webhook channel”"
     finally:
         receiver.close()
+
+
+def test_the_sweep_is_scheduled_every_minute_and_runs_by_hand(post_json, token, monkeypatch):
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django_q.models import Schedule
+
+    from notifications import queue
+
+    assert Schedule.objects.filter(func="notifications.tasks.sweep", schedule_type="I", minutes=1).exists()
+    assert Schedule.objects.filter(func="notifications.tasks.daily_summary", schedule_type="H").exists()
+    monkeypatch.setattr(queue.django_q_tasks, "async_task", lambda *args, **kwargs: None)
+    receiver = Receiver()
+    try:
+        make_channel("webhook", config={"url": f"{receiver.url}/h"}, secrets={"secret": "x"})
+        open_incident(post_json, token, severity="P3")
+        out = StringIO()
+        call_command("notifications_sweep", deliver=True, stdout=out)
+        assert "Delivered: {'sent': 1}" in out.getvalue()
+        assert len(receiver.requests) == 1
+    finally:
+        receiver.close()
