@@ -10,6 +10,7 @@ urlpatterns = [
     path("api/v1/", include("incidents.api.urls")),
     path("api/v1/", include("knowledge.api.urls")),
     path("api/v1/", include("remediation.api.urls")),
+    path("api/v1/", include("notifications.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),
