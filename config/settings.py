@@ -230,6 +230,19 @@ QUENCH_PLAYBOOK_STEP_TIMEOUT_SECONDS = env_int("QUENCH_PLAYBOOK_STEP_TIMEOUT_SEC
 # Encrypts channel secrets typed into the admin (a Fernet key: `python -c "from cryptography.fernet
 # import Fernet; print(Fernet.generate_key().decode())"`). Empty: derived from SECRET_KEY.
 QUENCH_NOTIFICATIONS_KEY = env_secret("QUENCH_NOTIFICATIONS_KEY")
+if QUENCH_NOTIFICATIONS_KEY:
+    import base64 as _base64
+    import binascii as _binascii
+
+    try:
+        _key_length = len(_base64.urlsafe_b64decode(QUENCH_NOTIFICATIONS_KEY.encode()))
+    except (ValueError, _binascii.Error):
+        _key_length = 0
+    if _key_length != 32:
+        raise ImproperlyConfigured(
+            "QUENCH_NOTIFICATIONS_KEY must be a Fernet key (32 url-safe base64-encoded bytes), e.g. the output of "
+            '`python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`.'
+        )
 # Attempts per notification before it is dead (visible in the admin, resendable).
 QUENCH_NOTIFY_MAX_ATTEMPTS = env_int("QUENCH_NOTIFY_MAX_ATTEMPTS", 6)
 # Exponential backoff between attempts: base × 2^(n-1) seconds with jitter, capped.
@@ -248,7 +261,9 @@ QUENCH_TELEGRAM_API_URL = env_str("QUENCH_TELEGRAM_API_URL", "https://api.telegr
 # Email: Django's backend. Console (prints to the log) by default; SMTP with EMAIL_HOST.
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",
-    "django.core.mail.backends.smtp.EmailBackend" if env_str("EMAIL_HOST") else "django.core.mail.backends.console.EmailBackend",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if env_str("EMAIL_HOST")
+    else "django.core.mail.backends.console.EmailBackend",
 )
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 587)

@@ -149,3 +149,14 @@ def test_routing_is_edited_in_the_admin(admin_client_logged):
     assert channel.services == ["shop", "billing"] and channel.min_severity == "P1" and channel.is_escalation
     listing = admin_client_logged.get("/admin/notifications/channel/").content.decode()
     assert "incident_opened, approval_requested; shop, billing" in listing
+
+
+def test_a_changed_key_makes_stored_secrets_unreadable_with_a_clear_reason(settings):
+    from cryptography.fernet import Fernet
+
+    settings.QUENCH_NOTIFICATIONS_KEY = Fernet.generate_key().decode()
+    stored = vault.encrypt(PLAIN)
+    assert vault.reveal(stored, name="secret") == PLAIN
+    settings.QUENCH_NOTIFICATIONS_KEY = Fernet.generate_key().decode()
+    with pytest.raises(vault.SecretUnavailable, match="type it again"):
+        vault.reveal(stored, name="secret")
