@@ -33,6 +33,10 @@ class Receiver:
         self.script: list = []
         self.default = (200, {}, b"ok")
         self.delay = 0.0
+        # verify(received) → bool: the receiver checks the signature as a real endpoint would, and
+        # answers 401 (which Quench treats as permanent) when it does not match.
+        self.verify = None
+        self.verified: list[bool] = []
         self.timeout_sleep = 2.5
         self._lock = threading.Lock()
         receiver = self
@@ -41,11 +45,15 @@ class Receiver:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                received = Received("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                 with receiver._lock:
-                    receiver.requests.append(
-                        Received("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-                    )
+                    receiver.requests.append(received)
                     answer = receiver.script.pop(0) if receiver.script else receiver.default
+                    if receiver.verify is not None:
+                        ok = receiver.verify(received)
+                        receiver.verified.append(ok)
+                        if not ok:
+                            answer = (401, {}, b"bad signature")
                 if receiver.delay:
                     time.sleep(receiver.delay)
                 if answer == "timeout":

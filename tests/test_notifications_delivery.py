@@ -11,7 +11,7 @@ import pytest
 from django.db import connections, transaction
 from django.utils import timezone
 
-from notifications import services
+from notifications import services, vault
 from notifications.models import Channel, Delivery, Notification
 from tests.notify_receiver import Receiver, make_channel, open_incident, refused_url
 
@@ -37,7 +37,15 @@ def token(make_integration):
     return make_integration("generic").raw_token
 
 
+def signed_by_secret(received) -> bool:
+    """What an endpoint does with X-Quench-Signature: recompute the HMAC of "<timestamp>.<body>"."""
+    timestamp = received.headers.get("x-quench-timestamp", "")
+    expected = hmac.new(SECRET.encode(), timestamp.encode() + b"." + received.body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(f"sha256={expected}", received.headers.get("x-quench-signature", ""))
+
+
 def webhook(receiver, **fields):
+    receiver.verify = signed_by_secret
     return make_channel("webhook", config={"url": f"{receiver.url}/hook"}, secrets={"secret": SECRET}, **fields)
 
 
@@ -55,6 +63,7 @@ def test_the_webhook_is_signed_and_shaped_as_documented(receiver, post_json, tok
 
     assert services.deliver(notification.pk) == "sent"
     [request] = receiver.requests
+    assert receiver.verified == [True]
     assert request.path == "/hook"
     timestamp = request.headers["x-quench-timestamp"]
     assert abs(int(timestamp) - time.time()) < 60
@@ -76,6 +85,18 @@ def test_the_webhook_is_signed_and_shaped_as_documented(receiver, post_json, tok
     assert notification.status == "sent" and notification.attempts == 1
     [delivery] = notification.deliveries.all()
     assert delivery.status == "sent" and delivery.response_code == 200 and delivery.response_body == "ok"
+
+
+def test_a_receiver_with_another_secret_refuses_and_the_channel_is_disabled(receiver, post_json, token):
+    channel = webhook(receiver)
+    Channel.objects.filter(pk=channel.pk).update(
+        config={**channel.config, "secret": vault.encrypt("not-the-shared-one")}
+    )
+    open_incident(post_json, token)
+    assert services.deliver(Notification.objects.get().pk) == "permanent"
+    assert receiver.verified == [False]
+    channel.refresh_from_db()
+    assert not channel.enabled and "HTTP 401" in channel.disabled_reason
 
 
 def test_a_tampered_body_does_not_verify(receiver, post_json, token):

@@ -233,8 +233,16 @@ def test_feishu_interactive_card_is_signed(receiver, post_json, token):
         secrets={"url": f"{receiver.url}/open-apis/bot/v2/hook/abc-123", "secret": "feishu-signing-secret"},
     )
     receiver.default = (200, {}, {"code": 0, "data": {}, "msg": "success"})
+
+    def feishu_checks(received) -> bool:  # as Feishu does: recompute the sign from timestamp and secret
+        payload = received.json()
+        key = f"{payload.get('timestamp')}\nfeishu-signing-secret".encode()
+        return payload.get("sign") == base64.b64encode(hmac.new(key, b"", hashlib.sha256).digest()).decode()
+
+    receiver.verify = feishu_checks
     open_incident(post_json, token, severity="P0", title="Orders stuck")
     assert deliver_all() == ["sent"]
+    assert receiver.verified == [True]
     body = receiver.requests[0].json()
     # The receiver checks the signature as Feishu does: recompute it from timestamp and secret.
     timestamp = int(body["timestamp"])
