@@ -81,6 +81,8 @@ def notify(
         severity = incident.severity if incident is not None else ""
         service = incident.service if incident is not None else ""
         channels = [c for c in candidates if c.wants(event, severity=severity, service=service)]
+    if not channels:
+        return 0
     dedup_key = dedup_key[:200]
     already = set(
         Notification.objects.filter(dedup_key=dedup_key, channel__in=channels).values_list("channel_id", flat=True)
