@@ -234,3 +234,11 @@ class UsedActionLinkAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+def incident_notifications_panel(incident, request) -> dict:
+    """Incident page: who was told what and how each delivery went (for users who may view notifications)."""
+    if not request.user.has_perm("notifications.view_notification"):
+        return {"incident_notifications": None}
+    rows = Notification.objects.filter(incident=incident).select_related("channel").order_by("created_at")[:50]
+    return {"incident_notifications": list(rows)}

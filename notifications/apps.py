@@ -22,3 +22,10 @@ class NotificationsConfig(AppConfig):
             (remediation_signals.pull_request_opened, receivers.on_pull_request_opened),
         ):
             signal.connect(receiver, dispatch_uid=f"notifications.{receiver.__name__}")
+
+        # The incident page lists what each channel was told about it.
+        from incidents.admin import IncidentAdmin
+        from notifications.admin import incident_notifications_panel
+
+        if incident_notifications_panel not in IncidentAdmin.page_panels:
+            IncidentAdmin.page_panels.append(incident_notifications_panel)

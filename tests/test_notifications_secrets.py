@@ -160,3 +160,14 @@ def test_a_changed_key_makes_stored_secrets_unreadable_with_a_clear_reason(setti
     settings.QUENCH_NOTIFICATIONS_KEY = Fernet.generate_key().decode()
     with pytest.raises(vault.SecretUnavailable, match="type it again"):
         vault.reveal(stored, name="secret")
+
+
+def test_the_incident_page_lists_its_notifications(admin_client_logged, post_json, make_integration, settings):
+    settings.QUENCH_ALLOW_PRIVATE_WEBHOOKS = True
+    make_channel("webhook", name="ops hook", config={"url": refused_url()}, secrets={"secret": PLAIN})
+    incident = open_incident(post_json, make_integration("generic").raw_token)
+    services.deliver(Notification.objects.get().pk)
+    html = admin_client_logged.get(f"/admin/incidents/incident/{incident.pk}/change/").content.decode()
+    panel = html.split('id="incident-notifications"', 1)[1].split("</div>", 1)[0]
+    assert "Incident opened" in panel and "ops hook (Signed webhook)" in panel and "Waiting to retry" in panel
+    assert PLAIN not in html
