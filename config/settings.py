@@ -226,6 +226,53 @@ QUENCH_HEALTH_CHECK_TIMEOUT_SECONDS = env_int("QUENCH_HEALTH_CHECK_TIMEOUT_SECON
 # A playbook step (HTTP request or command) that takes longer is stopped and fails.
 QUENCH_PLAYBOOK_STEP_TIMEOUT_SECONDS = env_int("QUENCH_PLAYBOOK_STEP_TIMEOUT_SECONDS", 60)
 
+# --- Notifications (Slack, Teams, Telegram, Feishu, signed webhooks, email) ---
+# Encrypts channel secrets typed into the admin (a Fernet key: `python -c "from cryptography.fernet
+# import Fernet; print(Fernet.generate_key().decode())"`). Empty: derived from SECRET_KEY.
+QUENCH_NOTIFICATIONS_KEY = env_secret("QUENCH_NOTIFICATIONS_KEY")
+if QUENCH_NOTIFICATIONS_KEY:
+    import base64 as _base64
+    import binascii as _binascii
+
+    try:
+        _key_length = len(_base64.urlsafe_b64decode(QUENCH_NOTIFICATIONS_KEY.encode()))
+    except (ValueError, _binascii.Error):
+        _key_length = 0
+    if _key_length != 32:
+        raise ImproperlyConfigured(
+            "QUENCH_NOTIFICATIONS_KEY must be a Fernet key (32 url-safe base64-encoded bytes), e.g. the output of "
+            '`python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`.'
+        )
+# Attempts per notification before it is dead (visible in the admin, resendable).
+QUENCH_NOTIFY_MAX_ATTEMPTS = env_int("QUENCH_NOTIFY_MAX_ATTEMPTS", 6)
+# Exponential backoff between attempts: base × 2^(n-1) seconds with jitter, capped.
+QUENCH_NOTIFY_RETRY_BASE_SECONDS = env_int("QUENCH_NOTIFY_RETRY_BASE_SECONDS", 30)
+QUENCH_NOTIFY_RETRY_MAX_SECONDS = env_int("QUENCH_NOTIFY_RETRY_MAX_SECONDS", 3600)
+QUENCH_NOTIFY_TIMEOUT_SECONDS = env_int("QUENCH_NOTIFY_TIMEOUT_SECONDS", 10)
+# An unacknowledged P0/P1 is re-notified after this many minutes, and sent to the
+# escalation channels after twice as long.
+QUENCH_ESCALATE_AFTER_MINUTES = env_int("QUENCH_ESCALATE_AFTER_MINUTES", 15)
+# Signed action links in messages (acknowledge, approve) expire after this many hours.
+QUENCH_ACTION_LINK_TTL_HOURS = env_int("QUENCH_ACTION_LINK_TTL_HOURS", 24)
+# The daily summary (of yesterday, UTC) is sent from this hour (UTC) on.
+QUENCH_DAILY_SUMMARY_HOUR = env_int("QUENCH_DAILY_SUMMARY_HOUR", 8)
+QUENCH_SLACK_API_URL = env_str("QUENCH_SLACK_API_URL", "https://slack.com/api").rstrip("/")
+QUENCH_TELEGRAM_API_URL = env_str("QUENCH_TELEGRAM_API_URL", "https://api.telegram.org").rstrip("/")
+# Email: Django's backend. Console (prints to the log) by default; SMTP with EMAIL_HOST.
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if env_str("EMAIL_HOST")
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Quench <quench@localhost>")
+
 # --- django-q2 (ORM broker by default; set Q_REDIS_URL for Redis) ---
 Q_CLUSTER = {
     "name": "quench",

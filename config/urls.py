@@ -6,10 +6,12 @@ from incidents.api.health import healthz, metrics_view
 from incidents.api.sentry_sdk import SentryEnvelopeView, SentryStoreView
 
 urlpatterns = [
+    path("admin/notifications/", include("notifications.urls")),  # signed action links; before the admin
     path("admin/", admin.site.urls),
     path("api/v1/", include("incidents.api.urls")),
     path("api/v1/", include("knowledge.api.urls")),
     path("api/v1/", include("remediation.api.urls")),
+    path("api/v1/", include("notifications.api.urls")),
     # Sentry SDKs derive these from the DSN (https://<key>@<host>/<project id>): no /v1/ prefix.
     path("api/<int:project_id>/envelope/", SentryEnvelopeView.as_view(), name="sentry-envelope"),
     path("api/<int:project_id>/store/", SentryStoreView.as_view(), name="sentry-store"),

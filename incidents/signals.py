@@ -9,6 +9,8 @@
   belongs with the change that made it moot) and hand slow work to the queue with
   `transaction.on_commit`, so a rolled-back change never reaches it. An exception in a
   receiver rolls the change back.
+- `incident_opened` is sent inside the transaction that created a new incident (kwargs:
+  `incident`), after its first event is stored. Same rules as `incident_transitioned`.
 - `incident_needs_attention` is sent by the wake-up task of a new, regressed or much
   noisier incident, outside any transaction (kwargs: `incident_id`, `reason`). Its
   receivers do their work in that task; a failure is theirs to log, the wake-up is done.
@@ -17,4 +19,5 @@
 from django.dispatch import Signal
 
 incident_transitioned = Signal()
+incident_opened = Signal()
 incident_needs_attention = Signal()

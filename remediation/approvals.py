@@ -35,6 +35,7 @@ from remediation.choices import (
 from remediation.models import ApprovalRequest, Diagnosis, Execution, Playbook
 from remediation.queue import enqueue_execution, enqueue_fix_attempt
 from remediation.services import _escalate_incident, _supersede_pending_approvals, review_round
+from remediation.signals import approval_expired, execution_started
 
 logger = logging.getLogger(__name__)
 
@@ -155,6 +156,7 @@ def _approve(approval_id: int, *, actor: str, note: str, reason: str = "") -> Ap
             now=now,
         )
         incident.save(update_fields=["status", "updated_at"])
+        execution_started.send(sender=Execution, execution=execution)
         execution_id = execution.pk
         transaction.on_commit(lambda: enqueue_execution(execution_id), robust=True)
     logger.info("proposal approved", extra={"incident_id": incident.pk, "approval_id": approval.pk, "actor": actor})
@@ -278,6 +280,7 @@ def _expire_locked(incident: Incident, approval: ApprovalRequest, *, now) -> Non
     approval.status, approval.decided_at, approval.decided_by = ApprovalStatus.EXPIRED, now, "quench"
     approval.decision_reason = "nobody decided before it expired"
     approval.save(update_fields=["status", "decided_at", "decided_by", "decision_reason"])
+    approval_expired.send(sender=ApprovalRequest, approval=approval)
     _escalate_incident(incident.pk, f"Proposal #{approval.pk} expired without a decision; a human must look.")
 
 

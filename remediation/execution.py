@@ -35,6 +35,7 @@ from remediation.codehosts.git import merge_branch
 from remediation.models import Execution
 from remediation.playbooks import NAMED_TASKS
 from remediation.repositories import RepositoryError
+from remediation.signals import execution_failed, pull_request_opened
 
 logger = logging.getLogger(__name__)
 
@@ -186,6 +187,8 @@ def _succeeded(execution: Execution, message: str, **fields) -> None:
     with transaction.atomic():
         incident = Incident.objects.select_for_update().get(pk=execution.incident_id)
         _finish(execution, ExecutionStatus.SUCCEEDED, **fields)
+        if execution.kind == ProposalKind.CODE_FIX and (execution.pull_request_url or execution.branch):
+            pull_request_opened.send(sender=Execution, execution=execution)
         if incident.status == S.REMEDIATING:
             apply_transition(incident, S.VERIFYING, actor="quench", message=message)
             incident.save(update_fields=["status", "updated_at"])
@@ -196,6 +199,7 @@ def _failed(execution: Execution, error: str) -> None:
     with transaction.atomic():
         incident = Incident.objects.select_for_update().get(pk=execution.incident_id)
         _finish(execution, ExecutionStatus.FAILED, error=error, verification=VerificationStatus.FAILED)
+        execution_failed.send(sender=Execution, execution=execution)
         if incident.status in (S.REMEDIATING, S.VERIFYING):
             apply_transition(incident, S.ESCALATED, actor="quench", message=f"{error[:500]} A human must look.")
             incident.save(update_fields=["status", "updated_at"])

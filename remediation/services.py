@@ -40,6 +40,7 @@ from remediation.context import build_context
 from remediation.llm.base import AttemptRecord, DiagnosisResult, LLMError, LLMProvider, get_llm_provider
 from remediation.models import ApprovalRequest, Diagnosis, FixAttempt, Playbook, Service
 from remediation.queue import enqueue_auto_approval, enqueue_diagnosis, enqueue_fix_attempt
+from remediation.signals import approval_requested, diagnosis_ready
 
 logger = logging.getLogger(__name__)
 
@@ -319,6 +320,7 @@ def _store_diagnosis(diagnosis: Diagnosis, result: DiagnosisResult, provider: LL
         if result.category and not incident.category:
             incident.category = result.category[:60]
             incident.save(update_fields=["category", "updated_at"])
+        diagnosis_ready.send(sender=Diagnosis, diagnosis=diagnosis, incident=incident)
 
 
 def _next_step(diagnosis: Diagnosis, context=None) -> str:
@@ -741,6 +743,8 @@ def request_approval(
         if kind == ProposalKind.PLAYBOOK and _may_run_unattended(playbook_id):
             approval_id = approval.pk
             transaction.on_commit(lambda: enqueue_auto_approval(approval_id), robust=True)
+        else:  # a proposal that runs by policy asks nobody
+            approval_requested.send(sender=ApprovalRequest, approval=approval)
     logger.info("remediation proposed", extra={"incident_id": incident.pk, "approval_id": approval.pk})
     return approval
 

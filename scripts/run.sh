@@ -7,6 +7,9 @@ PY=.venv/bin/python
 export DEBUG=${DEBUG:-true}  # a local demo server
 # The demo verifies a merged fix within minutes, not the production default of 30.
 export QUENCH_VERIFY_WINDOW_SECONDS=${QUENCH_VERIFY_WINDOW_SECONDS:-120}
+# Notifications: the demo's webhook channel posts to a receiver on this machine.
+export QUENCH_ALLOW_PRIVATE_WEBHOOKS=${QUENCH_ALLOW_PRIVATE_WEBHOOKS:-true}
+NOTIFY_PORT=${NOTIFY_PORT:-8025}
 
 pids=()
 cleanup() {
@@ -27,6 +30,9 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
+$PY manage.py setup_demo_notifications --receiver-url "http://127.0.0.1:$NOTIFY_PORT/quench"
+setsid $PY manage.py demo_notification_receiver --port "$NOTIFY_PORT" &
+pids+=($!)
 setsid $PY manage.py qcluster &
 pids+=($!)
 setsid $PY manage.py runserver "$HOST:$PORT" --noreload &
@@ -52,6 +58,11 @@ Approve a fix (the whole loop, about three minutes):
   3. The watcher (every minute) sees the merge, checks the shop's health, and after a quiet
      window of ${QUENCH_VERIFY_WINDOW_SECONDS} s resolves the incident. Or reject with feedback: a new attempt follows your words.
   Progress:  .venv/bin/python manage.py remediation_status --service shop
+
+Notifications: every step above is posted to the demo webhook receiver (its lines start with
+"[demo receiver]", each signature verified) and emailed through the console backend (printed here).
+  Deliveries, attempts, resend: http://$HOST:$PORT/admin/notifications/notification/
+  Channels (add Slack, Teams, Telegram, Feishu; "Send a test message"): http://$HOST:$PORT/admin/notifications/channel/
 
 Quench is running:
   admin      http://$HOST:$PORT/admin/        (credentials printed above on the first run; forgot them? .venv/bin/python manage.py changepassword admin)

@@ -48,6 +48,7 @@ from incidents.models import (
 from incidents.redaction import redact, redact_text
 from incidents.services.lifecycle import apply_transition, record_activity
 from incidents.services.rules import SEVERITY_FROM_SOURCE, classify, fingerprint_rule_specs, matching_silence
+from incidents.signals import incident_opened
 from incidents.sources.base import Signal, SignalKind, SignalStatus
 
 logger = logging.getLogger(__name__)
@@ -437,6 +438,7 @@ def _open(signal, fingerprint, integration, log_source, now) -> IngestResult:
     _count(incident, now)
     if not silence:
         _write_wakeup(incident, "new", now)  # a new row: nothing to debounce against
+    incident_opened.send(sender=Incident, incident=incident)
     logger.info(
         "incident opened",
         extra={"incident_id": incident.pk, "fingerprint": fingerprint.hash, "severity": incident.severity},
