@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
+from incidents.admin_postmortems import incident_postmortem_urls
 from incidents.choices import IncidentStatus, IntegrationKind, Severity
 from incidents.models import (
     Activity,
@@ -17,6 +18,7 @@ from incidents.models import (
     Incident,
     Integration,
     LogSource,
+    Postmortem,
     Silence,
 )
 from incidents.services import TransitionRefused, acknowledge_incident, resolve_incident
@@ -331,12 +333,14 @@ class IncidentAdmin(admin.ModelAdmin):
         incident = self.get_object(request, object_id)
         panels = {}
         if incident is not None:
+            panels["postmortem"] = Postmortem.objects.filter(incident=incident).first()
             for panel in self.page_panels:
                 panels.update(panel(incident, request))
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **panels})
 
     def get_urls(self):
-        return [url for add_urls in self.extra_urls for url in add_urls(self)] + super().get_urls()
+        own = incident_postmortem_urls(self)  # the postmortem button and the dashboard
+        return own + [url for add_urls in self.extra_urls for url in add_urls(self)] + super().get_urls()
 
     def get_actions(self, request):
         actions = super().get_actions(request)
