@@ -191,7 +191,7 @@ def register_builtin_checks() -> None:
 # --- one pass ------------------------------------------------------------------------------
 
 
-def _signal(check: WatchdogCheck, finding: Finding, status: str, since: datetime) -> Signal:
+def _signal(check: WatchdogCheck, finding: Finding, status: str, sent_at: datetime) -> Signal:
     return Signal(
         source=SOURCE,
         kind=SignalKind.ALERT,
@@ -203,8 +203,9 @@ def _signal(check: WatchdogCheck, finding: Finding, status: str, since: datetime
         alertname=f"QuenchWatchdog_{check.name}",
         labels={"condition": check.name},
         dedup_key=f"quench-watchdog:{check.name}",
-        # One delivery per condition episode and status: a repeated pass is a duplicate.
-        source_id=f"watchdog:{check.name}:{since.isoformat()}:{status}",
+        # Signals are sent only when a condition changes (the WatchdogCondition row says which),
+        # so each has its own id; a re-raise after someone resolved the incident is a regression.
+        source_id=f"watchdog:{check.name}:{sent_at.isoformat()}:{status}",
         payload={"condition": check.name, "problem": finding.problem, "detail": finding.detail},
     )
 
@@ -233,7 +234,7 @@ def run_watchdog(*, now: datetime | None = None) -> dict[str, str]:
             )
             if not was_failing or not incident_open:
                 condition.since = condition.since if was_failing and condition.since else now
-                result = ingest_signals([_signal(check, finding, SignalStatus.FIRING, condition.since)])[0]
+                result = ingest_signals([_signal(check, finding, SignalStatus.FIRING, now)])[0]
                 condition.incident_id = result.incident_id
                 outcomes[check.name] = "raised"
                 logger.warning("watchdog condition failing: %s", finding.problem, extra={"condition": check.name})
@@ -242,7 +243,7 @@ def run_watchdog(*, now: datetime | None = None) -> dict[str, str]:
             condition.failing, condition.problem, condition.detail = True, finding.problem[:500], finding.detail
         else:
             if was_failing:
-                ingest_signals([_signal(check, finding, SignalStatus.RESOLVED, condition.since or now)])
+                ingest_signals([_signal(check, finding, SignalStatus.RESOLVED, now)])
                 outcomes[check.name] = "cleared"
                 logger.info("watchdog condition cleared", extra={"condition": check.name})
             else:
