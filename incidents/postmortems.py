@@ -32,6 +32,7 @@ from incidents import queue
 from incidents.choices import ActivityKind, IncidentStatus, PostmortemStatus
 from incidents.complaints import affected_customers
 from incidents.models import CustomerReply, Incident, Postmortem
+from incidents.redaction import redact_text
 from incidents.signals import postmortem_published
 
 logger = logging.getLogger(__name__)
@@ -93,7 +94,9 @@ def incident_facts(incident: Incident) -> dict:
             "at": activity.created_at.isoformat(),
             "actor": activity.actor,
             "kind": activity.kind,
-            "message": " ".join(activity.message.split())[:500],
+            # Notes are typed by people: a pasted token must not travel on into the draft,
+            # the knowledge base or a prompt.
+            "message": redact_text(" ".join(activity.message.split()))[:500],
         }
         for activity in incident.timeline.exclude(kind=ActivityKind.WAKEUP).order_by("created_at", "id")[
             :TIMELINE_LIMIT

@@ -104,6 +104,7 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     @extend_schema(
         summary="The incident's postmortem as Markdown",
+        operation_id="incidents_postmortem_markdown",
         responses={(200, "text/markdown"): OpenApiTypes.STR, 404: OpenApiTypes.OBJECT},
     )
     @action(detail=True, methods=["get"], url_path="postmortem.md", url_name="postmortem-markdown")
