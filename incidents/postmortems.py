@@ -145,6 +145,15 @@ def incident_facts(incident: Incident) -> dict:
         "went_badly": [],
         "follow_ups": [],
     }
+    # An engineer's note that names the root cause is the best source there is.
+    note = (
+        incident.timeline.filter(kind=ActivityKind.NOTE, message__iregex=r"^\s*root cause\s*:")
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if note is not None:
+        text = redact_text(" ".join(note.message.split()))
+        facts["root_cause"] = {"text": text.split(":", 1)[1].strip(), "source": f"note by {note.actor}"}
     if acknowledge_seconds is not None:
         if acknowledge_seconds <= SLOW_ACKNOWLEDGEMENT_MINUTES * 60:
             facts["went_well"].append(f"Acknowledged {duration_text(acknowledge_seconds)} after it started.")

@@ -50,7 +50,7 @@ def postmortem_facts(incident: Incident, facts: dict) -> dict:
         .order_by("-created_at", "-id")
         .first()
     )
-    if diagnosis is not None:
+    if diagnosis is not None and not facts.get("root_cause"):  # an engineer's "Root cause:" note wins
         source = f"diagnosis #{diagnosis.pk} by {diagnosis.provider or 'Quench'}"
         if diagnosis.confidence is not None:
             source += f", confidence {diagnosis.confidence:.2f}"

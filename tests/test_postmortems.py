@@ -274,3 +274,20 @@ def test_the_incident_page_drafts_on_demand_through_the_queue(admin_client):
     page = admin_client.get(f"/admin/incidents/incident/{incident.pk}/change/").content.decode()
     assert 'id="postmortem-link"' in page and "Postmortem (draft)" in page
     assert Postmortem.objects.get(incident=incident).drafted_by == "admin"
+
+
+def test_an_engineers_root_cause_note_wins_over_the_diagnosis(remediated):
+    from incidents.services.lifecycle import record_activity
+
+    record_activity(
+        remediated, "note", "Root cause: the invoice importer drops lines with a zero price.", actor="carol"
+    )
+    resolve_incident(remediated.pk, actor="alice")
+
+    postmortem = draft_postmortem(remediated.pk)
+
+    assert postmortem.facts["root_cause"] == {
+        "text": "the invoice importer drops lines with a zero price.",
+        "source": "note by carol",
+    }
+    assert "Cause (note by carol): the invoice importer drops lines with a zero price." in postmortem.body

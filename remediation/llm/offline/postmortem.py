@@ -34,7 +34,7 @@ def postmortem_narrative(facts: dict) -> PostmortemNarrative:
     if customers:
         story.append(f"{len(customers)} customer(s) reported the problem while it lasted.")
     if root_cause:
-        story.append(f"The diagnosis found this cause: {root_cause['text'].strip().rstrip('.')}.")
+        story.append(f"Cause ({root_cause.get('source') or 'recorded'}): {root_cause['text'].strip().rstrip('.')}.")
     else:
         story.append("No root cause was recorded.")
     kind = resolution.get("kind")
