@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
+from incidents import queue
 from incidents.admin_postmortems import incident_postmortem_urls
 from incidents.choices import IncidentStatus, IntegrationKind, Severity
 from incidents.models import (
@@ -229,7 +230,7 @@ class IncidentAdmin(admin.ModelAdmin):
     search_fields = ["title", "service", "exception_type", "alertname", "=fingerprint"]
     list_select_related = ["integration"]
     date_hierarchy = "last_seen"
-    actions = ["acknowledge_selected", "resolve_selected"]
+    actions = ["acknowledge_selected", "resolve_selected", "draft_postmortems"]
     # What the apps above add to this page, registered in their AppConfig.ready() (incidents
     # never imports them): template-context panels `(incident, request) -> dict`, URL
     # patterns `(model_admin) -> [path]`, and bulk actions that change incidents.
@@ -377,6 +378,19 @@ class IncidentAdmin(admin.ModelAdmin):
     @admin.action(description="Resolve selected incidents", permissions=["change"])
     def resolve_selected(self, request, queryset):
         self._act(request, queryset, resolve_incident, "Resolved")
+
+    @admin.action(description="Draft postmortems for selected incidents", permissions=["change"])
+    def draft_postmortems(self, request, queryset):
+        """Queue a draft for each selected incident that has no postmortem yet (the narrative may be an LLM call)."""
+        missing = list(queryset.filter(postmortem__isnull=True).values_list("pk", flat=True))
+        for incident_id in missing:
+            queue.enqueue_postmortem_draft(incident_id, actor=request.user.get_username())
+        skipped = queryset.count() - len(missing)
+        self.message_user(
+            request,
+            f"Drafting {len(missing)} postmortem(s); reload in a moment."
+            + (f" {skipped} incident(s) already have one." if skipped else ""),
+        )
 
 
 @admin.register(Event)

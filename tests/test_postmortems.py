@@ -291,3 +291,73 @@ def test_an_engineers_root_cause_note_wins_over_the_diagnosis(remediated):
         "source": "note by carol",
     }
     assert "Cause (note by carol): the invoice importer drops lines with a zero price." in postmortem.body
+
+
+def test_the_admin_action_queues_drafts_for_incidents_without_one(admin_client, remediated):
+    other = IncidentFactory()
+    resolve_incident(remediated.pk, actor="alice")
+    draft_postmortem(remediated.pk)
+
+    response = admin_client.post(
+        "/admin/incidents/incident/",
+        {"action": "draft_postmortems", "_selected_action": [remediated.pk, other.pk]},
+        follow=True,
+    )
+
+    assert "Drafting 1 postmortem(s); reload in a moment. 1 incident(s) already have one." in response.content.decode()
+    assert queued("incidents.tasks.draft_postmortem") == [(other.pk, "admin", False)]
+
+
+def test_the_redraft_button_queues_a_redraft_of_a_draft_only(admin_client, remediated):
+    resolve_incident(remediated.pk, actor="alice")
+    postmortem = draft_postmortem(remediated.pk)
+
+    admin_client.post(f"/admin/incidents/postmortem/{postmortem.pk}/redraft/")
+    assert queued("incidents.tasks.draft_postmortem") == [(remediated.pk, "admin", True)]
+
+    mark_reviewed(postmortem.pk, actor="bob")
+    OrmQ.objects.all().delete()
+    response = admin_client.post(f"/admin/incidents/postmortem/{postmortem.pk}/redraft/", follow=True)
+    assert "Only a draft can be redrafted." in response.content.decode()
+    assert queued("incidents.tasks.draft_postmortem") == []
+    assert incident_tasks.draft_postmortem(remediated.pk, "admin", True) is None  # a late redraft is refused
+
+
+def test_editing_a_published_postmortem_refreshes_its_knowledge(
+    admin_client, remediated, django_capture_on_commit_callbacks
+):
+    resolve_incident(remediated.pk, actor="alice")
+    postmortem = draft_postmortem(remediated.pk)
+    mark_reviewed(postmortem.pk, actor="bob")
+    publish(postmortem.pk, actor="alice")
+    knowledge_tasks.write_postmortem(postmortem.pk)
+    OrmQ.objects.all().delete()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            f"/admin/incidents/postmortem/{postmortem.pk}/change/",
+            {
+                "title": postmortem.title,
+                "body": "# Rewritten\n\nThe importer is fixed.",
+                "customer_replies-TOTAL_FORMS": "2",
+                "customer_replies-INITIAL_FORMS": "2",
+                "customer_replies-MIN_NUM_FORMS": "0",
+                "customer_replies-MAX_NUM_FORMS": "1000",
+                **{
+                    f"customer_replies-{index}-{name}": value
+                    for index, reply in enumerate(postmortem.customer_replies.order_by("customer_id"))
+                    for name, value in (
+                        ("id", reply.pk),
+                        ("postmortem", postmortem.pk),
+                        ("body", "Edited reply" if reply.customer_id == "c-1" else reply.body),
+                    )
+                },
+            },
+        )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    postmortem.refresh_from_db()
+    assert postmortem.body.startswith("# Rewritten") and postmortem.edited_by == "admin"
+    assert CustomerReply.objects.get(customer_id="c-1").edited_by == "admin"
+    assert queued("knowledge.tasks.write_postmortem") == [(postmortem.pk,)]
+    knowledge_tasks.write_postmortem(postmortem.pk)
+    assert KnowledgeEntry.objects.get(kind="postmortem").body == "# Rewritten\n\nThe importer is fixed."
