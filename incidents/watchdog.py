@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from django_q.models import Failure, OrmQ, Schedule, Success
@@ -221,10 +222,19 @@ def evaluate(check: WatchdogCheck, now: datetime) -> Finding:
 def run_watchdog(*, now: datetime | None = None) -> dict[str, str]:
     """One pass over every condition; what happened to each: ok, failing, raised, cleared."""
     now = now or timezone.now()
-    outcomes: dict[str, str] = {}
-    for check in registered_checks():
-        finding = evaluate(check, now)
-        condition = WatchdogCondition.objects.filter(name=check.name).first() or WatchdogCondition(name=check.name)
+    return {check.name: _settle(check, evaluate(check, now), now) for check in registered_checks()}
+
+
+def _settle(check: WatchdogCheck, finding: Finding, now: datetime) -> str:
+    """Record one verdict and raise or resolve the condition's incident when the verdict changed.
+
+    Under the condition row's lock, so two passes running at once (two clusters, a cron
+    job beside the scheduler) send one signal between them, not two.
+    """
+    with transaction.atomic():
+        condition, _ = WatchdogCondition.objects.select_for_update().get_or_create(
+            name=check.name, defaults={"checked_at": now}
+        )
         was_failing = condition.failing
         condition.checked_at = now
         if finding.failing:
@@ -236,21 +246,21 @@ def run_watchdog(*, now: datetime | None = None) -> dict[str, str]:
                 condition.since = condition.since if was_failing and condition.since else now
                 result = ingest_signals([_signal(check, finding, SignalStatus.FIRING, now)])[0]
                 condition.incident_id = result.incident_id
-                outcomes[check.name] = "raised"
+                outcome = "raised"
                 logger.warning("watchdog condition failing: %s", finding.problem, extra={"condition": check.name})
             else:
-                outcomes[check.name] = "failing"
+                outcome = "failing"
             condition.failing, condition.problem, condition.detail = True, finding.problem[:500], finding.detail
         else:
             if was_failing:
                 ingest_signals([_signal(check, finding, SignalStatus.RESOLVED, now)])
-                outcomes[check.name] = "cleared"
+                outcome = "cleared"
                 logger.info("watchdog condition cleared", extra={"condition": check.name})
             else:
-                outcomes[check.name] = "ok"
+                outcome = "ok"
             condition.failing, condition.problem, condition.detail, condition.since = False, "", {}, None
         condition.save()
-    return outcomes
+    return outcome
 
 
 # --- what /healthz sees ---------------------------------------------------------------------

@@ -263,3 +263,31 @@ def test_a_registered_check_can_be_added_by_an_upper_app():
         assert run_watchdog()["test_undelivered"] == "cleared"
     finally:
         watchdog._registry.pop("test_undelivered")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_passes_at_once_raise_one_incident_with_one_event():
+    import threading
+
+    from django.db import connection
+
+    Schedule.objects.update(next_run=timezone.now() + timedelta(minutes=1))
+    OrmQ.objects.create(key="quench", payload="x", lock=timezone.now() - timedelta(minutes=30))
+    outcomes, barrier = [], threading.Barrier(2)
+
+    def one_pass():
+        try:
+            barrier.wait()
+            outcomes.append(run_watchdog()["queue_stalled"])
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=one_pass) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes) == ["failing", "raised"]
+    incident = watchdog_incident("queue_stalled")
+    assert incident.event_count == 1
