@@ -176,6 +176,10 @@ def incident_facts(incident: Incident) -> dict:
             else:
                 facts[key] = value
     facts["timeline"].sort(key=lambda entry: entry["at"])
+    # What people typed (resolve notes, reviewers' feedback) is redacted like the timeline.
+    for key in ("went_well", "went_badly", "follow_ups"):
+        facts[key] = [redact_text(str(item)) for item in facts[key]]
+    facts["resolution"]["text"] = redact_text(str(facts["resolution"].get("text", "")))
     if not facts["root_cause"]:
         facts["follow_ups"].append("Record the root cause: nothing in the records names it.")
     return facts

@@ -83,3 +83,23 @@ def test_secrets_in_timeline_notes_reach_neither_the_draft_nor_the_model(recorde
 
     prompt = recorded_claude[0]["messages"][0]["content"]
     assert "ghp_abcdefghijklmnopqrstuvwxyz0123456789" not in prompt and "sk-live-abcdef1234567890abcd" not in prompt
+
+
+def test_a_secret_in_a_resolve_note_or_a_reviewers_feedback_is_redacted(settings):
+    settings.QUENCH_LLM_PROVIDER = "offline"
+    from tests.record_factories import ApprovalFactory
+
+    incident = IncidentFactory(first_seen=timezone.now() - timezone.timedelta(hours=1))
+    ApprovalFactory(
+        diagnosis=DiagnosisFactory(incident=incident),
+        status="rejected",
+        decided_by="bob",
+        feedback="use ghp_abcdefghijklmnopqrstuvwxyz0123456789 to test",
+    )
+    resolve_incident(incident.pk, actor="alice", note="restarted with ghp_abcdefghijklmnopqrstuvwxyz0123456789")
+
+    postmortem = draft_postmortem(incident.pk)
+
+    assert "ghp_abcdefghijklmnopqrstuvwxyz0123456789" not in postmortem.body
+    assert "ghp_abcdefghijklmnopqrstuvwxyz0123456789" not in json.dumps(postmortem.facts)
+    assert "was rejected by bob: use ghp_[REDACTED] to test" in postmortem.body
