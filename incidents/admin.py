@@ -21,6 +21,7 @@ from incidents.models import (
     LogSource,
     Postmortem,
     Silence,
+    WatchdogCondition,
 )
 from incidents.services import TransitionRefused, acknowledge_incident, resolve_incident
 
@@ -540,3 +541,17 @@ class ComplaintAdmin(ReadOnlyAdmin):
     @admin.display(description="Message")
     def excerpt(self, obj):
         return obj.message[:120] + ("…" if len(obj.message) > 120 else "")
+
+
+@admin.register(WatchdogCondition)
+class WatchdogConditionAdmin(ReadOnlyAdmin):
+    """The watchdog's last verdict on each condition (see incidents.watchdog): a record, not edited here."""
+
+    list_display = ["name", "failing", "problem", "since", "checked_at", "incident_link"]
+    list_filter = ["failing"]
+
+    @admin.display(description="Incident")
+    def incident_link(self, obj):
+        if obj.incident_id is None:
+            return "-"
+        return format_html('<a href="../incident/{}/change/">#{}</a>', obj.incident_id, obj.incident_id)

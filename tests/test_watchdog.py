@@ -291,3 +291,13 @@ def test_two_passes_at_once_raise_one_incident_with_one_event():
     assert sorted(outcomes) == ["failing", "raised"]
     incident = watchdog_incident("queue_stalled")
     assert incident.event_count == 1
+
+
+def test_the_conditions_are_listed_in_the_admin(admin_client):
+    OrmQ.objects.create(key="quench", payload="x", lock=timezone.now() - timedelta(minutes=30))
+    run_watchdog()
+
+    page = admin_client.get("/admin/incidents/watchdogcondition/?failing__exact=1").content.decode()
+    incident = watchdog_incident("queue_stalled")
+    assert "queue_stalled" in page and f'href="../incident/{incident.pk}/change/"' in page
+    assert "stuck_incidents" not in page
