@@ -54,6 +54,7 @@ Approve a fix (the whole loop, about three minutes):
 
 Quench is running:
   admin      http://$HOST:$PORT/admin/        (credentials printed above on the first run; forgot them? .venv/bin/python manage.py changepassword admin)
+  dashboard  http://$HOST:$PORT/admin/incidents/incident/dashboard/   (postmortems: /admin/incidents/postmortem/)
   API docs   http://$HOST:$PORT/api/docs/
   health     http://$HOST:$PORT/healthz
   metrics    http://$HOST:$PORT/metrics
