@@ -93,7 +93,7 @@ def lines(labels: list[str], series: dict[str, list[float | None]], *, title: st
     plot_height = height - top - bottom
     values = [value for points in series.values() for value in points if value is not None]
     scale_max = _nice_max(max(values, default=0))
-    step = (WIDTH - left) / max(len(labels) - 1, 1)
+    step = (WIDTH - left - 24) / max(len(labels) - 1, 1)  # room for the last label
     parts = []
     for fraction in (0, 0.5, 1):
         y = top + plot_height * (1 - fraction)
