@@ -1,6 +1,5 @@
 """Resolve → draft → publish → knowledge, every step a django-q2 task of a real cluster."""
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -11,23 +10,8 @@ from incidents.models import Postmortem
 from incidents.postmortems import mark_reviewed, publish
 from incidents.services import resolve_incident
 from knowledge.models import KnowledgeEntry
+from tests.cluster import run_cluster_until
 from tests.record_factories import ComplaintFactory, IncidentFactory
-
-
-def run_cluster_until(condition, seconds: float = 60) -> None:
-    from django.db import connections
-    from django_q.cluster import Cluster
-
-    connections.close_all()  # the cluster forks; children must not share our connection
-    cluster = Cluster()
-    cluster.start()
-    try:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and not condition():
-            time.sleep(0.25)
-    finally:
-        cluster.stop()
-        connections.close_all()
 
 
 @pytest.mark.slow

@@ -15,7 +15,8 @@ from incidents.tasks import heartbeat
 from incidents.watchdog import OK, Finding, register_watchdog_check, run_watchdog
 from knowledge.models import DeadLetter
 from remediation.models import ApprovalRequest
-from tests.record_factories import ApprovalFactory, DiagnosisFactory, IncidentFactory
+from tests.cluster import run_cluster_until
+from tests.record_factories import ActivityFactory, ApprovalFactory, DiagnosisFactory, IncidentFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -76,8 +77,6 @@ def test_stuck_incidents(settings):
 
 def test_a_stuck_incident_counts_from_when_it_entered_its_state(settings):
     """An old incident that became `diagnosing` a minute ago is not stuck."""
-    from tests.record_factories import ActivityFactory
-
     settings.QUENCH_WATCHDOG_STUCK_MINUTES = 30
     incident = IncidentFactory(first_seen=timezone.now() - timedelta(hours=5), status="diagnosing")
     ActivityFactory(incident=incident, to_status="diagnosing", created_at=timezone.now() - timedelta(minutes=1))
@@ -301,3 +300,30 @@ def test_the_conditions_are_listed_in_the_admin(admin_client):
     incident = watchdog_incident("queue_stalled")
     assert "queue_stalled" in page and f'href="../incident/{incident.pk}/change/"' in page
     assert "stuck_incidents" not in page
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_the_scheduled_watchdog_raises_its_incident_in_a_real_cluster(settings):
+    settings.QUENCH_WATCHDOG_DEAD_LETTERS = 2
+    Schedule.objects.update(next_run=timezone.now() + timedelta(hours=1))
+    # As migration 0009 makes it (an earlier transactional test may have flushed the table).
+    Schedule.objects.update_or_create(
+        name="quench: watchdog (self-check)",
+        defaults={
+            "func": "incidents.tasks.run_watchdog",
+            "schedule_type": "I",
+            "minutes": 1,
+            "repeats": -1,
+            "next_run": timezone.now() - timedelta(seconds=1),
+        },
+    )
+    for _ in range(2):
+        DeadLetter.objects.create(operation="knowledge_write", payload={}, reason="x", last_attempt_at=timezone.now())
+
+    # The cluster's scheduler looks at the schedules about every 30 s; give it a few rounds under load.
+    run_cluster_until(lambda: Incident.objects.filter(service="quench").exists(), seconds=150)
+
+    incident = watchdog_incident("dead_letters")
+    assert incident.title == "Quench watchdog: dead letters"
+    assert WatchdogCondition.objects.get(name="dead_letters").failing
