@@ -72,7 +72,7 @@ class WatchdogCheck:
     name: str
     check: Callable[[datetime], Finding]
     severity: str  # of the incident it raises
-    health: str  # what /healthz says while it fails: degraded or failing
+    health: str  # what /healthz says while it fails: degraded, failing, or "" (another check reports it)
 
 
 _registry: dict[str, WatchdogCheck] = {}
@@ -81,9 +81,13 @@ _registry: dict[str, WatchdogCheck] = {}
 def register_watchdog_check(
     name: str, check: Callable[[datetime], Finding], *, severity: str = "P2", health: str = DEGRADED
 ) -> None:
-    """Add (or replace, so a second `ready()` is harmless) the watchdog condition `name`."""
-    if health not in (DEGRADED, FAILING):
-        raise ValueError(f"health must be {DEGRADED!r} or {FAILING!r}")
+    """Add (or replace, so a second `ready()` is harmless) the watchdog condition `name`.
+
+    `health=""` keeps the condition out of /healthz, for one that a health check of its own
+    already reports there (the sandbox's), so the reason is not listed twice.
+    """
+    if health not in (DEGRADED, FAILING, ""):
+        raise ValueError(f"health must be {DEGRADED!r}, {FAILING!r} or empty")
     _registry[name] = WatchdogCheck(name, check, severity, health)
 
 

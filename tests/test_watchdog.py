@@ -327,3 +327,13 @@ def test_the_scheduled_watchdog_raises_its_incident_in_a_real_cluster(settings):
     incident = watchdog_incident("dead_letters")
     assert incident.title == "Quench watchdog: dead letters"
     assert WatchdogCondition.objects.get(name="dead_letters").failing
+
+
+def test_an_unisolated_sandbox_is_one_reason_in_healthz_not_two(client, settings, tmp_path):
+    heartbeat()
+    settings.QUENCH_SANDBOX_BWRAP = str(tmp_path / "no-such-bwrap")
+    assert run_watchdog()["sandbox_unisolated"] == "raised"
+
+    body = client.get("/healthz").json()
+    assert body["status"] == "degraded"
+    assert [reason.split(":")[0] for reason in body["reasons"]] == ["sandbox"]
