@@ -13,9 +13,10 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from incidents import analytics, charts, queue
+from incidents.analytics import duration_text
 from incidents.choices import PostmortemStatus
 from incidents.models import CustomerReply, Incident, Postmortem
-from incidents.postmortems import PostmortemRefused, duration_text, mark_reviewed, publish, save_edit
+from incidents.postmortems import PostmortemRefused, mark_reviewed, publish, save_edit
 from incidents.rendering import render_markdown
 
 PREVIEW_MAX_CHARS = 200_000

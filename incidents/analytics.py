@@ -5,7 +5,9 @@ the API and `summary()` all read it, so they can never disagree. Definitions:
 
 - The window's incidents are those **first seen** in it (a cohort): counts by day and
   severity, MTTA, MTTR, endings and fix attempts are all about that cohort.
-- MTTA: mean of acknowledged_at − first_seen over the cohort's acknowledged incidents.
+- MTTA: mean time from first seen to the first response (`first_responses`: an
+  acknowledgement, or the first thing a person did on the timeline), over the cohort's
+  incidents that had one.
 - MTTR: mean of resolved_at − first_seen over the cohort's resolved incidents.
 - Endings: how each incident ended — `code_fix`, `playbook` (a Quench remediation that
   held), `human` (resolved by a person without one), `source` (the monitoring source
@@ -27,12 +29,11 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from django.db.models import Count
+from django.db.models import Count, Min, Q
 from django.utils import timezone
 
 from incidents.choices import IncidentStatus, Severity
 from incidents.models import Activity, Event, Incident
-from incidents.postmortems import duration_text
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,47 @@ def register_ending_classifier(name: str, classifier: EndingClassifier) -> None:
 def register_figures(name: str, provider: FiguresProvider) -> None:
     """Add (or replace) a provider of extra figures (e.g. approvals, fix attempts)."""
     _figures_providers[name] = provider
+
+
+def duration_text(seconds: float | None) -> str:
+    """'1h 5m', '3d 2h 0m', '45s' for a number of seconds; '—' for None."""
+    if seconds is None:
+        return "—"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes = seconds // 60
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    parts = [f"{days}d" if days else "", f"{hours}h" if hours or days else "", f"{minutes}m"]
+    return " ".join(part for part in parts if part)
+
+
+# Actors that are Quench or a monitoring source, not a person responding.
+MACHINE_ACTORS = frozenset({"quench", "policy", "playbook"})
+
+
+def first_responses(incident_ids: list[int]) -> dict[int, datetime]:
+    """When someone first responded to each incident: an acknowledgement, or the first timeline
+    entry a person made (a note, an approval decision, a resolve), whichever came first.
+
+    Quench mostly moves incidents on by itself, so few are ever formally acknowledged; the first
+    thing a person did is the honest "acknowledged" moment.
+    """
+    acknowledged = dict(
+        Incident.objects.filter(pk__in=incident_ids, acknowledged_at__isnull=False).values_list("pk", "acknowledged_at")
+    )
+    by_person = (
+        Activity.objects.filter(incident_id__in=incident_ids)
+        .exclude(Q(actor__in=MACHINE_ACTORS) | Q(actor__startswith="source:"))
+        .values("incident_id")
+        .annotate(first=Min("created_at"))
+        .values_list("incident_id", "first")
+    )
+    responses = dict(acknowledged)
+    for incident_id, first in by_person:
+        responses[incident_id] = min(first, responses.get(incident_id, first))
+    return responses
 
 
 def _mean(values: list[float]) -> float | None:
@@ -106,14 +148,15 @@ def figures(days: int = 30, *, now: datetime | None = None) -> dict:
     day_names = [_day(start + timedelta(days=offset)) for offset in range(days + 1)]
     day_names = list(dict.fromkeys(day_names))  # the window spans days+1 calendar days at most
     by_day = {name: {severity: 0 for severity in Severity.values} for name in day_names}
+    responses = first_responses(ids)
     acknowledge_by_day: dict[str, list[float]] = defaultdict(list)
     resolve_by_day: dict[str, list[float]] = defaultdict(list)
     acknowledge, resolve = [], []
     for row in cohort:
         day = _day(row["first_seen"])
         by_day.setdefault(day, {severity: 0 for severity in Severity.values})[row["severity"]] += 1
-        if row["acknowledged_at"]:
-            seconds = (row["acknowledged_at"] - row["first_seen"]).total_seconds()
+        if row["id"] in responses:
+            seconds = max(0.0, (responses[row["id"]] - row["first_seen"]).total_seconds())
             acknowledge.append(seconds)
             acknowledge_by_day[day].append(seconds)
         if row["status"] == IncidentStatus.RESOLVED and row["resolved_at"]:

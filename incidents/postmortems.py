@@ -29,6 +29,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from incidents import queue
+from incidents.analytics import duration_text, first_responses
 from incidents.choices import ActivityKind, IncidentStatus, PostmortemStatus
 from incidents.complaints import affected_customers
 from incidents.models import CustomerReply, Incident, Postmortem
@@ -110,9 +111,8 @@ def incident_facts(incident: Incident) -> dict:
         resolution = {"kind": "source", "text": f"The monitoring source ({source}) reported it resolved.", "by": source}
     else:
         resolution = {"kind": "human", "text": resolving.message, "by": resolving.actor}
-    acknowledge_seconds = (
-        int((incident.acknowledged_at - started).total_seconds()) if incident.acknowledged_at else None
-    )
+    responded = first_responses([incident.pk]).get(incident.pk)
+    acknowledge_seconds = int((responded - started).total_seconds()) if responded else None
     facts: dict = {
         "incident": {
             "id": incident.pk,
@@ -156,9 +156,9 @@ def incident_facts(incident: Incident) -> dict:
         facts["root_cause"] = {"text": text.split(":", 1)[1].strip(), "source": f"note by {note.actor}"}
     if acknowledge_seconds is not None:
         if acknowledge_seconds <= SLOW_ACKNOWLEDGEMENT_MINUTES * 60:
-            facts["went_well"].append(f"Acknowledged {duration_text(acknowledge_seconds)} after it started.")
+            facts["went_well"].append(f"First response {duration_text(acknowledge_seconds)} after it started.")
         else:
-            facts["went_badly"].append(f"Acknowledged only {duration_text(acknowledge_seconds)} after it started.")
+            facts["went_badly"].append(f"First response only {duration_text(acknowledge_seconds)} after it started.")
     if customers:
         facts["went_badly"].append(f"{len(customers)} customer(s) noticed and complained before it was fixed.")
     if incident.regression_count:
@@ -204,20 +204,6 @@ def write_narrative(facts: dict) -> Narrative | None:
 
 
 # --- Markdown ----------------------------------------------------------------------------
-
-
-def duration_text(seconds: float | None) -> str:
-    """'1h 5m', '3d 2h 0m', '45s' for a number of seconds; '—' for None."""
-    if seconds is None:
-        return "—"
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes = seconds // 60
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    parts = [f"{days}d" if days else "", f"{hours}h" if hours or days else "", f"{minutes}m"]
-    return " ".join(part for part in parts if part)
 
 
 def _when(value: str | None) -> str:
@@ -290,7 +276,7 @@ def postmortem_markdown(facts: dict, narrative: Narrative | None, *, drafted_at:
         + (f" · {incident['category']}" if incident["category"] else ""),
         f"- Started {_when(facts['started_at'])}; resolved {_when(facts['resolved_at'])}; "
         f"lasted {duration_text(facts['duration_seconds'])}",
-        f"- Time to acknowledge: {duration_text(facts['time_to_acknowledge_seconds'])}",
+        f"- Time to acknowledge (first response): {duration_text(facts['time_to_acknowledge_seconds'])}",
         f"- Events: {facts['events']}; regressions: {facts['regressions']}",
         f"- Affected customers (complaints): {len(customers)}"
         + (

@@ -227,3 +227,13 @@ def test_the_dashboard_page_shows_the_figures(records, admin_client):
     assert '<svg class="quench-chart"' in page
     assert 'data-label="code fix">1</text>' in page and 'data-label="expired">1</text>' in page
     assert admin_client.get("/admin/incidents/incident/dashboard/?days=abc").status_code == 200  # falls back to 30
+
+
+def test_a_persons_first_action_counts_as_the_response_when_nobody_acknowledged(now):
+    incident = IncidentFactory(first_seen=now - timedelta(hours=2), status="remediating")
+    ActivityFactory(incident=incident, actor="quench", to_status="diagnosing", created_at=now - 119 * MINUTE)
+    ActivityFactory(incident=incident, actor="source:grafana", kind="note", created_at=now - 118 * MINUTE)
+    ActivityFactory(incident=incident, actor="carol", to_status="remediating", created_at=now - 113 * MINUTE)
+
+    data = analytics.figures(1, now=now)
+    assert data["acknowledged"] == 1 and data["mtta_seconds"] == 420.0  # carol approved after 7 minutes

@@ -39,9 +39,14 @@ StatsSerializer = inline_serializer(
                 ),
             },
         ),
-        "acknowledged": serializers.IntegerField(help_text="Incidents of the window that were acknowledged."),
+        "acknowledged": serializers.IntegerField(
+            help_text="Incidents of the window someone responded to (acknowledged, or acted on)."
+        ),
         "resolved": serializers.IntegerField(help_text="Incidents of the window that are resolved."),
-        "mtta_seconds": serializers.FloatField(allow_null=True, help_text="Mean time from first seen to acknowledged."),
+        "mtta_seconds": serializers.FloatField(
+            allow_null=True,
+            help_text="Mean time from first seen to the first response (acknowledgement or a person's action).",
+        ),
         "mttr_seconds": serializers.FloatField(allow_null=True, help_text="Mean time from first seen to resolved."),
         "trend": inline_serializer(
             "StatsTrend",
