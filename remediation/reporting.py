@@ -8,6 +8,7 @@ a figures provider (approvals by outcome, fix attempts per incident).
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from datetime import datetime
 
@@ -24,8 +25,11 @@ from remediation.choices import (
     ProposalKind,
     VerificationStatus,
 )
-from remediation.llm import get_llm_provider
+from remediation.llm import LLMError, get_llm_provider
+from remediation.llm.offline import OfflineAnalyzer
 from remediation.models import ApprovalRequest, Diagnosis, Execution, FixAttempt
+
+logger = logging.getLogger(__name__)
 
 # An execution that ran but whose fix did not hold does not count as what fixed the incident.
 FIX_DID_NOT_HOLD = (VerificationStatus.RECURRED, VerificationStatus.ABANDONED, VerificationStatus.FAILED)
@@ -163,9 +167,28 @@ def analytics_figures(incident_ids: list[int], start: datetime, end: datetime) -
 
 
 def write_postmortem_narrative(facts: dict) -> Narrative:
-    """The postmortem's narrative by the configured LLM provider (the offline analyzer without a key)."""
+    """The postmortem's narrative by the configured LLM provider (the offline analyzer without a key).
+
+    When the model cannot answer (quota, outage, an unusable answer), the offline analyzer
+    writes it instead, and the draft says so: a postmortem should not wait for an API.
+    """
     provider = get_llm_provider()
-    answer = provider.write_postmortem(facts)
+    try:
+        answer = provider.write_postmortem(facts)
+    except LLMError as exc:
+        if provider.name == "offline":
+            raise
+        logger.warning(
+            "postmortem narrative: %s failed, the offline analyzer writes it",
+            provider.name,
+            extra={"incident_id": facts["incident"]["id"], "error": exc.message[:300]},
+        )
+        answer = OfflineAnalyzer().write_postmortem(facts)
+        return Narrative(
+            summary=answer.summary,
+            recommendations=answer.recommendations,
+            written_by=f"the offline analyzer ({provider.name} could not answer)",
+        )
     usage = answer.usage
     written_by = "the offline analyzer" if provider.name == "offline" else provider.name
     if usage and usage.model and provider.name != "offline":
