@@ -335,3 +335,12 @@ QUENCH_LEARNED_GROUPING = env_bool("QUENCH_LEARNED_GROUPING", True)
 QUENCH_LEARNED_GROUPING_MIN_VALUES = env_int("QUENCH_LEARNED_GROUPING_MIN_VALUES", 5)
 if QUENCH_LEARNED_GROUPING_MIN_VALUES < 2:
     raise ImproperlyConfigured("QUENCH_LEARNED_GROUPING_MIN_VALUES must be 2 or more (5 is the default).")
+
+# Postmortems, analytics and the watchdog (incidents/postmortems.py, incidents/watchdog.py).
+# A resolved incident that lasted at least this long gets a postmortem draft.
+QUENCH_POSTMORTEM_MIN_MINUTES = env_int("QUENCH_POSTMORTEM_MIN_MINUTES", 10)
+# Incidents left this long in triggered/diagnosing (4x in remediating) count as stuck.
+QUENCH_WATCHDOG_STUCK_MINUTES = env_int("QUENCH_WATCHDOG_STUCK_MINUTES", 30)
+QUENCH_WATCHDOG_FAILED_DIAGNOSES = env_int("QUENCH_WATCHDOG_FAILED_DIAGNOSES", 3)
+QUENCH_WATCHDOG_DEAD_LETTERS = env_int("QUENCH_WATCHDOG_DEAD_LETTERS", 10)
+QUENCH_WATCHDOG_TASK_FAILURES = env_int("QUENCH_WATCHDOG_TASK_FAILURES", 5)

@@ -7,6 +7,8 @@ from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
+from incidents import queue
+from incidents.admin_postmortems import incident_postmortem_urls
 from incidents.choices import IncidentStatus, IntegrationKind, Severity
 from incidents.fingerprinting import TemplateBook
 from incidents.models import (
@@ -19,7 +21,9 @@ from incidents.models import (
     Integration,
     LearnedTemplates,
     LogSource,
+    Postmortem,
     Silence,
+    WatchdogCondition,
 )
 from incidents.services import TransitionRefused, acknowledge_incident, resolve_incident
 
@@ -240,7 +244,7 @@ class IncidentAdmin(admin.ModelAdmin):
     search_fields = ["title", "service", "exception_type", "alertname", "=fingerprint"]
     list_select_related = ["integration"]
     date_hierarchy = "last_seen"
-    actions = ["acknowledge_selected", "resolve_selected"]
+    actions = ["acknowledge_selected", "resolve_selected", "draft_postmortems"]
     # What the apps above add to this page, registered in their AppConfig.ready() (incidents
     # never imports them): template-context panels `(incident, request) -> dict`, URL
     # patterns `(model_admin) -> [path]`, and bulk actions that change incidents.
@@ -344,12 +348,14 @@ class IncidentAdmin(admin.ModelAdmin):
         incident = self.get_object(request, object_id)
         panels = {}
         if incident is not None:
+            panels["postmortem"] = Postmortem.objects.filter(incident=incident).first()
             for panel in self.page_panels:
                 panels.update(panel(incident, request))
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **panels})
 
     def get_urls(self):
-        return [url for add_urls in self.extra_urls for url in add_urls(self)] + super().get_urls()
+        own = incident_postmortem_urls(self)  # the postmortem button and the dashboard
+        return own + [url for add_urls in self.extra_urls for url in add_urls(self)] + super().get_urls()
 
     def get_actions(self, request):
         actions = super().get_actions(request)
@@ -386,6 +392,19 @@ class IncidentAdmin(admin.ModelAdmin):
     @admin.action(description="Resolve selected incidents", permissions=["change"])
     def resolve_selected(self, request, queryset):
         self._act(request, queryset, resolve_incident, "Resolved")
+
+    @admin.action(description="Draft postmortems for selected incidents", permissions=["change"])
+    def draft_postmortems(self, request, queryset):
+        """Queue a draft for each selected incident that has no postmortem yet (the narrative may be an LLM call)."""
+        missing = list(queryset.filter(postmortem__isnull=True).values_list("pk", flat=True))
+        for incident_id in missing:
+            queue.enqueue_postmortem_draft(incident_id, actor=request.user.get_username())
+        skipped = queryset.count() - len(missing)
+        self.message_user(
+            request,
+            f"Drafting {len(missing)} postmortem(s); reload in a moment."
+            + (f" {skipped} incident(s) already have one." if skipped else ""),
+        )
 
 
 @admin.register(Event)
@@ -564,3 +583,17 @@ class LearnedTemplatesAdmin(ReadOnlyAdmin):
         return format_html_join(
             "", "<p><code>{}</code><br><code>{}</code></p>", ((key, pattern) for key, pattern in learned[:200])
         )
+
+
+@admin.register(WatchdogCondition)
+class WatchdogConditionAdmin(ReadOnlyAdmin):
+    """The watchdog's last verdict on each condition (see incidents.watchdog): a record, not edited here."""
+
+    list_display = ["name", "failing", "problem", "since", "checked_at", "incident_link"]
+    list_filter = ["failing"]
+
+    @admin.display(description="Incident")
+    def incident_link(self, obj):
+        if obj.incident_id is None:
+            return "-"
+        return format_html('<a href="../incident/{}/change/">#{}</a>', obj.incident_id, obj.incident_id)

@@ -64,3 +64,9 @@ class LogLevel(models.TextChoices):
     WARNING = "warning", "Warning and above"
     ERROR = "error", "Error and above"
     CRITICAL = "critical", "Critical only"
+
+
+class PostmortemStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    REVIEWED = "reviewed", "Reviewed"
+    PUBLISHED = "published", "Published"

@@ -4,7 +4,7 @@
 checks here from `AppConfig.ready()` (remediation adds "sandbox": is test isolation
 available?). A check is a function returning a dict with "ok" (and "problem" when not
 ok); it must be quick and must not raise (if it does, it counts as failing). A failing
-critical check makes Quench unhealthy (503); a failing non-critical one makes it degraded:
+critical check makes Quench "failing" (503); a failing non-critical one makes it "degraded":
 still 200, with the reason in the body.
 """
 

@@ -19,6 +19,7 @@ from incidents.choices import (
     IncidentStatus,
     IntegrationKind,
     LogLevel,
+    PostmortemStatus,
     Severity,
 )
 
@@ -585,3 +586,81 @@ class LearnedTemplates(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service or '(no service)'}: {self.template_count} templates"
+
+
+class Postmortem(models.Model):
+    """What happened in one incident, why, and what the team will change: one per incident.
+
+    Drafted by `incidents.postmortems.draft_postmortem` (facts from the records by template,
+    narrative and recommendations from the narrative writer, which `generated_sections`
+    names), then edited as Markdown in the admin: draft → reviewed → published.
+    """
+
+    incident = models.OneToOneField(Incident, on_delete=models.CASCADE, related_name="postmortem")
+    status = models.CharField(max_length=10, choices=PostmortemStatus.choices, default=PostmortemStatus.DRAFT)
+    title = models.CharField(max_length=300)
+    body = models.TextField(help_text="Markdown. Sections marked “generated” were written by the narrative writer.")
+    facts = models.JSONField(default=dict, blank=True, help_text="The records' facts the draft was built from.")
+    generated_sections = models.JSONField(
+        default=list, blank=True, help_text="Sections of the draft written by the narrative writer, not from records."
+    )
+    narrative_by = models.CharField(max_length=150, blank=True, help_text="Which writer wrote the narrative.")
+    drafted_by = models.CharField(max_length=150, default="quench")
+    drafted_at = models.DateTimeField()
+    edited_by = models.CharField(max_length=150, blank=True)
+    reviewed_by = models.CharField(max_length=150, blank=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    published_by = models.CharField(max_length=150, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-drafted_at"]
+
+    def __str__(self) -> str:
+        return f"Postmortem of incident #{self.incident_id} ({self.status})"
+
+
+class CustomerReply(models.Model):
+    """A draft answer to one affected customer, from the postmortem's root cause and fix.
+
+    Edited and copied by a person in the admin; Quench never sends it.
+    """
+
+    postmortem = models.ForeignKey(Postmortem, on_delete=models.CASCADE, related_name="customer_replies")
+    customer_id = models.CharField(max_length=200)
+    customer_name = models.CharField(max_length=200, blank=True)
+    complaints = models.PositiveIntegerField(default=1, help_text="How many complaints they made about it.")
+    body = models.TextField()
+    edited_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["customer_id"]
+        verbose_name_plural = "customer replies"
+        constraints = [
+            models.UniqueConstraint(fields=["postmortem", "customer_id"], name="one_reply_per_customer_per_postmortem")
+        ]
+
+    def __str__(self) -> str:
+        return f"Reply to {self.customer_id} about incident #{self.postmortem.incident_id}"
+
+
+class WatchdogCondition(models.Model):
+    """The last verdict of one watchdog check (see incidents.watchdog), and the incident it raised."""
+
+    name = models.CharField(max_length=60, unique=True)
+    failing = models.BooleanField(default=False)
+    problem = models.CharField(max_length=500, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    since = models.DateTimeField(null=True, blank=True, help_text="When it started failing.")
+    checked_at = models.DateTimeField()
+    incident = models.ForeignKey(Incident, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {'failing' if self.failing else 'ok'}"

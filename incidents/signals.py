@@ -21,3 +21,7 @@ from django.dispatch import Signal
 incident_transitioned = Signal()
 incident_opened = Signal()
 incident_needs_attention = Signal()
+
+# Sent inside the transaction that published (or re-saved a published) postmortem
+# (kwargs: `postmortem`). The knowledge app writes it into the knowledge base on commit.
+postmortem_published = Signal()

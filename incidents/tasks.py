@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from incidents import postmortems, watchdog
 from incidents.choices import ActivityKind
 from incidents.models import Incident, IncidentCounter, IncidentWakeup, LogSource
 from incidents.services.lifecycle import record_activity
@@ -92,3 +93,21 @@ def heartbeat() -> None:
     from incidents.models import Heartbeat
 
     Heartbeat.objects.update_or_create(name="scheduler", defaults={"beat_at": timezone.now()})
+
+
+def draft_postmortem(incident_id: int, actor: str = "quench", redraft: bool = False) -> int | None:
+    """Draft (or, asked from the admin, redraft) an incident's postmortem; the postmortem's id.
+
+    Idempotent: a redelivered first draft finds the postmortem and changes nothing.
+    """
+    try:
+        postmortem = postmortems.draft_postmortem(incident_id, actor=actor, redraft=redraft)
+    except postmortems.PostmortemRefused as exc:
+        logger.info("postmortem not redrafted: %s", exc.message, extra={"incident_id": incident_id})
+        return None
+    return postmortem.pk if postmortem else None
+
+
+def run_watchdog() -> dict[str, str]:
+    """Scheduled every minute: Quench's self-check (see incidents.watchdog)."""
+    return watchdog.run_watchdog()

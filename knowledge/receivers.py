@@ -31,3 +31,17 @@ def write_summary_when_resolved(sender, *, incident, to_status, **kwargs) -> Non
         ),
         robust=True,
     )
+
+
+def write_postmortem_when_published(sender, *, postmortem, **kwargs) -> None:
+    """A published (or re-edited published) postmortem goes into the knowledge base, once the change commits."""
+    postmortem_id = postmortem.pk
+    transaction.on_commit(
+        lambda: django_q_tasks.async_task(
+            "knowledge.tasks.write_postmortem",
+            postmortem_id,
+            task_name=f"postmortem-knowledge-{postmortem_id}",
+            group="knowledge",
+        ),
+        robust=True,
+    )

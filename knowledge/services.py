@@ -27,9 +27,11 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from incidents.choices import ActivityKind, IncidentStatus
+from incidents.choices import ActivityKind, IncidentStatus, PostmortemStatus
 from incidents.fingerprinting import VOLATILE_LABELS, normalize_message
-from incidents.models import Event, Incident
+from incidents.models import Event, Incident, Postmortem
+from incidents.watchdog import OK as WATCHDOG_OK
+from incidents.watchdog import Finding
 from knowledge.embeddings import get_provider
 from knowledge.models import DeadLetter, IncidentSignature, KnowledgeEntry, KnowledgeKind, KnowledgePath
 
@@ -488,3 +490,53 @@ def sweep_missing_knowledge(*, now=None, limit: int = SWEEP_BATCH) -> dict[str, 
     )
     summarized = sum(1 for incident_id in unsummarized if write_incident_summary(incident_id) is not None)
     return {"signatures": len(unsigned), "summaries": summarized}
+
+
+# --- postmortems -------------------------------------------------------------------------------
+
+
+def write_postmortem_knowledge(postmortem_id: int) -> KnowledgeEntry | None:
+    """Upsert the knowledge entry of a published postmortem (its edited Markdown); idempotent.
+
+    None when the postmortem is gone or no longer published, or when the write went to a dead letter.
+    """
+    postmortem = (
+        Postmortem.objects.select_related("incident")
+        .filter(pk=postmortem_id, status=PostmortemStatus.PUBLISHED)
+        .first()
+    )
+    if postmortem is None:
+        return None
+    incident = postmortem.incident
+    return write_knowledge(
+        path_type=KnowledgePath.POSTMORTEM_PUBLISHED,
+        kind=KnowledgeKind.POSTMORTEM,
+        title=f"Postmortem: {postmortem.title}"[:300],
+        body=postmortem.body,
+        incident_id=incident.pk,
+        services=[incident.service] if incident.service else [],
+        tags=[tag for tag in ("postmortem", incident.category, incident.severity) if tag],
+    )
+
+
+# --- the watchdog's view of dead letters ------------------------------------------------------
+
+DEAD_LETTERS_OLD_AFTER = timedelta(hours=1)
+
+
+def check_dead_letters(now) -> Finding:
+    """Knowledge writes piling up as dead letters: too many unresolved, or one unresolved for an hour."""
+    threshold = int(getattr(settings, "QUENCH_WATCHDOG_DEAD_LETTERS", 10))
+    unresolved = DeadLetter.objects.filter(resolved_at__isnull=True)
+    count = unresolved.count()
+    if not count:
+        return WATCHDOG_OK
+    oldest = unresolved.order_by("created_at").values_list("created_at", "reason").first()
+    old = now - oldest[0] > DEAD_LETTERS_OLD_AFTER
+    if count < threshold and not old:
+        return WATCHDOG_OK
+    return Finding(
+        True,
+        f"{count} knowledge write(s) in dead letters, the oldest since {oldest[0].isoformat()}: {oldest[1][:150]}",
+        {"unresolved": count, "oldest": oldest[0].isoformat()},
+    )

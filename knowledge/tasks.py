@@ -49,3 +49,12 @@ def sweep_missing_knowledge() -> dict[str, int]:
     if counts["signatures"] or counts["summaries"]:
         logger.info("knowledge sweep caught up", extra=counts)
     return counts
+
+
+def write_postmortem(postmortem_id: int) -> int | None:
+    """Write a published postmortem into the knowledge base; the entry's id (idempotent upsert)."""
+    entry = services.write_postmortem_knowledge(postmortem_id)
+    if entry is None:
+        logger.info("postmortem knowledge not written now", extra={"postmortem_id": postmortem_id})
+        return None
+    return entry.pk

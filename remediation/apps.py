@@ -32,3 +32,18 @@ class RemediationConfig(AppConfig):
         # /healthz says "degraded" while fix attempts cannot run isolated; the log says so at start.
         register_health_check("sandbox", sandbox_health, critical=False)
         warn_if_unisolated()
+
+        # Postmortems and analytics (incidents asks through its registries): the root cause and
+        # what fixed it, the narrative writer, how incidents ended, approvals and fix attempts.
+        from incidents import analytics, postmortems
+        from remediation import reporting
+
+        postmortems.register_fact_provider("remediation", reporting.postmortem_facts)
+        postmortems.register_narrative_writer(reporting.write_postmortem_narrative)
+        analytics.register_ending_classifier("remediation", reporting.incident_endings)
+        analytics.register_figures("remediation", reporting.analytics_figures)
+
+        # The watchdog's remediation conditions (see remediation/watchdog_checks.py).
+        from remediation import watchdog_checks
+
+        watchdog_checks.register()

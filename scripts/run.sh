@@ -66,6 +66,7 @@ Notifications: every step above is posted to the demo webhook receiver (its line
 
 Quench is running:
   admin      http://$HOST:$PORT/admin/        (credentials printed above on the first run; forgot them? .venv/bin/python manage.py changepassword admin)
+  dashboard  http://$HOST:$PORT/admin/incidents/incident/dashboard/   (postmortems: /admin/incidents/postmortem/)
   API docs   http://$HOST:$PORT/api/docs/
   health     http://$HOST:$PORT/healthz
   metrics    http://$HOST:$PORT/metrics

@@ -10,7 +10,7 @@ from incidents.models import Heartbeat
 from incidents.tasks import heartbeat
 
 
-def test_healthz_is_unhealthy_until_the_scheduler_beats(client, db):
+def test_healthz_is_failing_until_the_scheduler_beats(client, db):
     response = client.get("/healthz")
 
     assert response.status_code == 503
@@ -52,11 +52,11 @@ def test_healthz_is_degraded_while_sandbox_runs_cannot_be_isolated(client, db, s
     assert body["status"] == "degraded"
     assert "NOT isolated" in body["checks"]["sandbox"]["problem"]
 
-    # A failing critical check still makes it unhealthy.
+    # A failing critical check makes it failing (503).
     Heartbeat.objects.all().delete()
     response = client.get("/healthz")
     assert response.status_code == 503
-    assert response.json()["status"] == "unhealthy"
+    assert response.json()["status"] == "failing"
     assert [reason.split(":")[0] for reason in response.json()["reasons"]] == ["scheduler", "sandbox"]
 
 

@@ -50,7 +50,7 @@ def _check_scheduler() -> dict:
 
 @require_GET
 def healthz(request):
-    """ "ok" (200), "degraded" (200: a non-critical check fails, see "reasons") or "unhealthy" (503)."""
+    """ "ok" (200), "degraded" (200: a non-critical check fails, see "reasons") or "failing" (503: a critical check fails)."""
     checks, critical = {}, {}
     own = [("database", _check_database), ("queue", _check_queue), ("scheduler", _check_scheduler)]
     everything = [(name, check, True) for name, check in own]
@@ -63,13 +63,13 @@ def healthz(request):
         critical[name] = is_critical
     failing = [name for name, result in checks.items() if not result["ok"]]
     if any(critical[name] for name in failing):
-        status = "unhealthy"
+        status = "failing"
     else:
         status = "degraded" if failing else "ok"
     body = {"status": status, "checks": checks}
     if failing:
         body["reasons"] = [f"{name}: {checks[name].get('problem', 'failing')}" for name in failing]
-    return JsonResponse(body, status=503 if status == "unhealthy" else 200)
+    return JsonResponse(body, status=503 if status == "failing" else 200)
 
 
 @require_GET

@@ -3,6 +3,7 @@ from rest_framework.routers import SimpleRouter
 
 from incidents.api import ingest
 from incidents.api.complaints import ComplaintIngestView
+from incidents.api.stats import StatsView
 from incidents.api.views import IncidentViewSet
 
 router = SimpleRouter(trailing_slash=False)
@@ -16,5 +17,6 @@ urlpatterns = [
     path("ingest/events", ingest.GenericIngestView.as_view(), name="ingest-events"),
     path("ping", ingest.PingView.as_view(), name="ping"),
     path("complaints", ComplaintIngestView.as_view(), name="complaints"),
+    path("stats", StatsView.as_view(), name="stats"),
     *router.urls,
 ]

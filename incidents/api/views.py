@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from django.db.models import Q
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.authentication import BasicAuthentication, SessionAuthentication
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
 from incidents.api.serializers import IncidentActionSerializer, IncidentDetailSerializer, IncidentListSerializer
 from incidents.choices import IncidentStatus, Severity
-from incidents.models import Incident
+from incidents.models import Incident, Postmortem
+from incidents.postmortems import export_markdown
 from incidents.services import acknowledge_incident, reopen_incident, resolve_incident
 
 
@@ -98,6 +101,21 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @action(detail=True, methods=["post"])
     def resolve(self, request, pk=None):
         return self._act(request, pk, resolve_incident)
+
+    @extend_schema(
+        summary="The incident's postmortem as Markdown",
+        operation_id="incidents_postmortem_markdown",
+        responses={(200, "text/markdown"): OpenApiTypes.STR, 404: OpenApiTypes.OBJECT},
+    )
+    @action(detail=True, methods=["get"], url_path="postmortem.md", url_name="postmortem-markdown")
+    def postmortem_markdown(self, request, pk=None):
+        incident = self.get_object()
+        postmortem = Postmortem.objects.filter(incident=incident).first()
+        if postmortem is None:
+            raise NotFound(f"Incident #{incident.pk} has no postmortem yet.")
+        response = HttpResponse(export_markdown(postmortem), content_type="text/markdown; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="postmortem-incident-{incident.pk}.md"'
+        return response
 
     @extend_schema(request=IncidentActionSerializer, responses=IncidentDetailSerializer)
     @action(detail=True, methods=["post"])

@@ -11,6 +11,7 @@ from remediation.llm.base import (  # noqa: F401
     LLMError,
     LLMProvider,
     PatchProposal,
+    PostmortemNarrative,
     QuotaExhausted,
     SourceFile,
     Usage,

@@ -51,6 +51,7 @@ from remediation.llm.base import (
     DiagnosisResult,
     LLMError,
     PatchProposal,
+    PostmortemNarrative,
     QuotaExhausted,
     Usage,
 )
@@ -144,6 +145,22 @@ class AnthropicProvider:
             )
         feedback.usage = usage
         return feedback
+
+    def write_postmortem(self, facts: dict) -> PostmortemNarrative:
+        """A postmortem's summary and recommendations, from the `write_postmortem` tool call."""
+        context = DiagnosisContext(incident_id=facts["incident"]["id"], title=facts["incident"]["title"])
+        answer, usage = self._ask(
+            "postmortem", prompts.POSTMORTEM_SYSTEM, prompts.postmortem_prompt(facts), _POSTMORTEM_TOOL, context
+        )
+        with _usage_on_error(usage):
+            narrative = PostmortemNarrative(
+                summary=self._scrub(_required_text(answer, "summary")),
+                recommendations=[
+                    self._scrub(item) for item in _text_list(answer.get("recommendations"), "recommendations")
+                ],
+            )
+        narrative.usage = usage
+        return narrative
 
     # --- one Messages API call, with retries ---
 
@@ -433,6 +450,23 @@ _PATCH_TOOL = {
             "give_up_reason": {"type": "string"},
         },
         "required": ["give_up"],
+    },
+}
+
+_POSTMORTEM_TOOL = {
+    "name": prompts.POSTMORTEM_TOOL,
+    "description": "Record the postmortem's narrative summary and its recommendations.",
+    "input_schema": {
+        "type": "object",
+        "properties": {
+            "summary": {"type": "string", "description": "What happened, in one or two short paragraphs."},
+            "recommendations": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Concrete changes that prevent a recurrence or shorten the next incident.",
+            },
+        },
+        "required": ["summary", "recommendations"],
     },
 }
 

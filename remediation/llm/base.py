@@ -191,6 +191,15 @@ class CriticFeedback:
     usage: Usage | None = None
 
 
+@dataclass
+class PostmortemNarrative:
+    """A postmortem's prose: the summary story and the recommendations (never its facts)."""
+
+    summary: str
+    recommendations: list[str] = field(default_factory=list)
+    usage: Usage | None = None
+
+
 class LLMProvider(Protocol):
     name: str
     model: str
@@ -204,6 +213,8 @@ class LLMProvider(Protocol):
     def critique(
         self, context: DiagnosisContext, diagnosis: DiagnosisResult, attempt: AttemptRecord
     ) -> CriticFeedback: ...
+
+    def write_postmortem(self, facts: dict) -> PostmortemNarrative: ...
 
 
 PROVIDERS = {

@@ -14,6 +14,7 @@ guard, so a secret that slipped past ingestion-time redaction never leaves the p
 
 from __future__ import annotations
 
+import json
 import re
 
 from incidents.redaction import redact_text
@@ -23,6 +24,7 @@ from remediation.llm.offline import replay_test_for
 DIAGNOSE_TOOL = "record_diagnosis"
 PATCH_TOOL = "propose_patch"
 CRITIQUE_TOOL = "critique_attempt"
+POSTMORTEM_TOOL = "write_postmortem"
 
 LATEST_EVENTS = 10
 EVENT_MESSAGE_CHARS = 1000
@@ -371,3 +373,18 @@ def _render_repository(context: DiagnosisContext) -> str:
         return "## Repository\nThe service's repository is not available: a code fix cannot be tested."
     test_command = f"`{context.test_command}`" if context.test_command else "not configured"
     return f"## Repository\nAvailable (default branch). Test command: {test_command}."
+
+
+POSTMORTEM_SYSTEM = f"""You write the narrative of a postmortem for Quench, an incident autopilot.
+You are given the facts of one resolved incident as JSON, taken from Quench's records: what fired, its impact, \
+its timeline, the root cause the diagnosis found, what fixed it and what went well or badly.
+Write two things, and only through the write_postmortem tool:
+- summary: one or two short paragraphs telling what happened, in plain language, blameless, for engineers \
+and managers. Use only the given facts; do not invent times, numbers, causes or names.
+- recommendations: a few concrete changes that would prevent this incident or shorten the next one.
+{_DATA_NOT_INSTRUCTIONS}"""
+
+
+def postmortem_prompt(facts: dict) -> str:
+    """The postmortem facts as the model sees them (redacted again, as every prompt is)."""
+    return redact_text("Facts of the incident (JSON):\n" + fenced(json.dumps(facts, indent=1, default=str), "json"))

@@ -1,4 +1,5 @@
-"""Demo records for `make run`: one integration per source kind and a tailed JSON log file."""
+"""Demo records for `make run`: one integration per source kind, a tailed JSON log file, and two weeks of
+past incidents (incidents/demo/history.py) for the dashboard, one of them with its postmortem."""
 
 import json
 
@@ -6,6 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from incidents.choices import IntegrationKind
+from incidents.demo.history import seed_history
 from incidents.demo.payloads import log_lines
 from incidents.models import Integration, LogSource
 
@@ -35,3 +37,8 @@ class Command(BaseCommand):
                 for record in log_lines():
                     log_file.write(json.dumps(record) + "\n")
         self.stdout.write(f"Demo integrations and log source {source.name!r} ({source.path}) ready.")
+        if written := seed_history():
+            self.stdout.write(
+                f"{written} past demo incident(s) written for the dashboard (/admin/incidents/incident/dashboard/); "
+                "the checkout timeout has a postmortem (/admin/incidents/postmortem/)."
+            )

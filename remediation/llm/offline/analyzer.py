@@ -54,12 +54,14 @@ from remediation.llm.base import (
     DiagnosisContext,
     DiagnosisResult,
     PatchProposal,
+    PostmortemNarrative,
     SourceFile,
     Usage,
 )
 from remediation.llm.offline import critic, inputs, replay, rewrites, rules, sites
 from remediation.llm.offline.critic import clip as _clip
 from remediation.llm.offline.critic import exception_text as _exception_text
+from remediation.llm.offline.postmortem import postmortem_narrative
 
 MODEL = "offline-analyzer-2"
 PLAYBOOK_FIRST_CATEGORIES = (TIMEOUT, DATABASE, RESOURCE, ALERT)
@@ -249,6 +251,14 @@ class OfflineAnalyzer:
 
     name = "offline"
     model = MODEL
+
+    # ------------------------------------------------------------------ postmortem
+
+    def write_postmortem(self, facts: dict) -> PostmortemNarrative:
+        """A plain story and recommendations from the postmortem's facts (see offline/postmortem.py)."""
+        narrative = postmortem_narrative(facts)
+        narrative.usage = Usage(provider=self.name, model=self.model, step="postmortem")
+        return narrative
 
     # ------------------------------------------------------------------ diagnose
 
