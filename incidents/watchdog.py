@@ -10,14 +10,11 @@ rows: a failing condition makes Quench "degraded" or "failing", as the check was
 
 Checks of the incidents app are registered here (`register_builtin_checks`); the apps above
 register theirs in `AppConfig.ready()`: remediation (diagnoses failing repeatedly, approvals
-overdue but not expired, the sandbox unisolated), knowledge (dead letters piling up).
+overdue but not expired, the sandbox unisolated), knowledge (dead letters piling up),
+notifications (approvals nobody was told about, dead deliveries piling up).
 
-The notifications app registers two more once it exposes them — in its `ready()`:
-
-    register_watchdog_check("undelivered_approvals", check_undelivered_approvals, severity="P2")
-    register_watchdog_check("dead_deliveries", check_dead_deliveries, severity="P3")
-
-where each check wraps `undelivered_approvals()` / `dead_deliveries_count()` into a `Finding`.
+The notifications app registers two in its `ready()` (notifications/watchdog_checks.py):
+approvals that reached no channel, and notifications going dead.
 
 A check is `check(now) -> Finding`, quick, and must not raise (if it does, the condition
 counts as failing with the exception's name as the problem).

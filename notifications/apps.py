@@ -23,6 +23,11 @@ class NotificationsConfig(AppConfig):
         ):
             signal.connect(receiver, dispatch_uid=f"notifications.{receiver.__name__}")
 
+        # The watchdog's notification conditions (see notifications/watchdog_checks.py).
+        from notifications import watchdog_checks
+
+        watchdog_checks.register()
+
         # The incident page lists what each channel was told about it.
         from incidents.admin import IncidentAdmin
         from notifications.admin import incident_notifications_panel

@@ -27,6 +27,7 @@ from django.db.models import Count, F, Q
 from django.urls import reverse
 from django.utils import timezone
 
+from incidents import analytics
 from incidents.choices import IncidentStatus
 from incidents.models import Incident
 from notifications.choices import CLAIMABLE, DeliveryStatus, NotificationEvent, NotificationStatus
@@ -400,6 +401,18 @@ def daily_figures(day: date) -> dict:
         "resolved": Incident.objects.filter(resolved_at__gte=start, resolved_at__lt=end).count(),
         "open_incidents": Incident.objects.exclude(status__in=(S.RESOLVED, S.SUPPRESSED)).count(),
         "open_approvals": ApprovalRequest.objects.filter(status=ApprovalStatus.PENDING).count(),
+        # The dashboard's figures for the same day (one definition of MTTA, MTTR and endings).
+        **_dashboard_figures(end),
+    }
+
+
+def _dashboard_figures(end: datetime) -> dict:
+    day = analytics.summary(1, now=end)
+    return {
+        "mtta_seconds": day["mtta_seconds"],
+        "mttr_seconds": day["mttr_seconds"],
+        "endings": {ending: count for ending, count in day["endings"].items() if count},
+        "noisiest": day["noisiest_fingerprints"][:1],
     }
 
 
@@ -415,6 +428,9 @@ def summary_lines(figures: dict) -> list[str]:
         f"Resolved that day: {figures['resolved']}",
         f"Open incidents now: {figures['open_incidents']}",
         f"Approvals waiting: {figures['open_approvals']}",
+        f"Of those: MTTA {analytics.duration_text(figures['mtta_seconds'])}, MTTR {analytics.duration_text(figures['mttr_seconds'])}",
+        f"How they ended: {spread(figures['endings'])}",
+        *[f"Noisiest: #{top['incident_id']} {top['title']} ({top['events']} events)" for top in figures["noisiest"]],
     ]
 
 
@@ -461,6 +477,12 @@ def undelivered_approvals(older_than: timedelta):
     )
 
 
-def dead_deliveries_count() -> int:
-    """Notifications Quench gave up on (dead), waiting for a human to fix the channel and resend."""
-    return Notification.objects.filter(status=N.DEAD).count()
+def dead_deliveries_count(since: datetime | None = None) -> int:
+    """Notifications Quench gave up on (dead), waiting for a human to fix the channel and resend.
+
+    With `since`, only those that died since then (a dead row's `updated_at` is when it died).
+    """
+    dead = Notification.objects.filter(status=N.DEAD)
+    if since is not None:
+        dead = dead.filter(updated_at__gte=since)
+    return dead.count()

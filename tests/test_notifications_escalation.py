@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from incidents.models import Incident
+from incidents.models import Activity, Event, Incident
 from incidents.services import acknowledge_incident, resolve_incident
 from notifications import services
 from notifications.messages import build_message
@@ -100,9 +100,11 @@ def test_the_daily_summary_counts_yesterday_once(post_json, token, settings):
     yesterday = datetime(2026, 12, 6, 15, 0, tzinfo=UTC)
     for title, severity in (("A", "P1"), ("B", "P2"), ("C", "P2")):
         incident = open_incident(post_json, token, title=title, severity=severity)
-        Incident.objects.filter(pk=incident.pk).update(created_at=yesterday)
+        Incident.objects.filter(pk=incident.pk).update(created_at=yesterday, first_seen=yesterday)
+        Event.objects.filter(incident=incident).update(received_at=yesterday)
     resolve_incident(Incident.objects.get(title="C").pk, actor="alice")
     Incident.objects.filter(title="C").update(resolved_at=yesterday + timedelta(hours=1))
+    Activity.objects.filter(incident__title="C").update(created_at=yesterday + timedelta(hours=1))
     open_incident(post_json, token, title="Today", severity="P0")  # not yesterday's
 
     assert services.send_daily_summary(now=datetime(2026, 12, 7, 7, 59, tzinfo=UTC)) == 0  # too early
@@ -116,6 +118,10 @@ def test_the_daily_summary_counts_yesterday_once(post_json, token, settings):
         "Resolved that day: 1",
         "Open incidents now: 3",
         "Approvals waiting: 0",
+        # The dashboard's figures for the same incidents: alice's resolve was the first response.
+        "Of those: MTTA 1h 0m, MTTR 1h 0m",
+        "How they ended: human 1, open 2",
+        f"Noisiest: #{Incident.objects.get(title='A').pk} A (1 events)",
     ]
 
     receiver = Receiver()
