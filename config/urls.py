@@ -2,7 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from incidents.api.health import healthz, metrics_view
+from config.api.health import healthz
+from config.api.metrics import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -15,8 +16,10 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
 ]
 
-handler404 = "incidents.api.errors.not_found"
-handler500 = "incidents.api.errors.server_error"
+handler400 = "config.api.errors.bad_request"
+handler403 = "config.api.errors.permission_denied"
+handler404 = "config.api.errors.not_found"
+handler500 = "config.api.errors.server_error"
 
 admin.site.site_header = "Quench"
 admin.site.site_title = "Quench"

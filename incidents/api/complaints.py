@@ -15,8 +15,8 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api.exceptions import error_response
 from incidents.api.authentication import IntegrationTokenAuthentication
-from incidents.api.exceptions import error_response
 from incidents.api.ingest import _ERRORS, IsIntegration, read_json_body
 from incidents.complaints import MAX_COMPLAINTS_PER_REQUEST, MAX_MESSAGE_CHARS, record_complaints
 

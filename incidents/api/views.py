@@ -5,30 +5,16 @@ from __future__ import annotations
 from django.db.models import Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, viewsets
-from rest_framework.authentication import BasicAuthentication, SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
+from config.api.authentication import STAFF_AUTHENTICATION
+from config.api.permissions import IsEngineer
 from incidents.api.serializers import IncidentActionSerializer, IncidentDetailSerializer, IncidentListSerializer
 from incidents.choices import IncidentStatus, Severity
 from incidents.models import Incident
 from incidents.services import acknowledge_incident, reopen_incident, resolve_incident
-
-
-class IsEngineer(BasePermission):
-    """Staff users with the incident permissions: view to read, change to act."""
-
-    message = "You need to be a staff user with permission on incidents."
-
-    def has_permission(self, request, view) -> bool:
-        user = request.user
-        if not (user and getattr(user, "is_authenticated", False) and getattr(user, "is_staff", False)):
-            return False
-        if request.method in ("GET", "HEAD", "OPTIONS"):
-            return user.has_perm("incidents.view_incident")
-        return user.has_perm("incidents.change_incident")
 
 
 def _choice_list(value: str, allowed, name: str) -> list[str]:
@@ -48,7 +34,7 @@ def _choice_list(value: str, allowed, name: str) -> list[str]:
     ]
 )
 class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    authentication_classes = [SessionAuthentication, BasicAuthentication]
+    authentication_classes = STAFF_AUTHENTICATION
     permission_classes = [IsEngineer]
     queryset = Incident.objects.all()
 

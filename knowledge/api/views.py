@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework.authentication import BasicAuthentication, SessionAuthentication
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from incidents.api.views import IsEngineer
+from config.api.authentication import STAFF_AUTHENTICATION
+from config.api.permissions import IsEngineer
 from incidents.models import Incident
 from knowledge import retrieval
 from knowledge.api.serializers import (
@@ -25,7 +25,7 @@ from knowledge.api.serializers import (
 
 
 class KnowledgeSearchView(APIView):
-    authentication_classes = [SessionAuthentication, BasicAuthentication]
+    authentication_classes = STAFF_AUTHENTICATION
     permission_classes = [IsEngineer]
 
     @extend_schema(
@@ -54,7 +54,7 @@ class KnowledgeSearchView(APIView):
 
 
 class SimilarIncidentsView(APIView):
-    authentication_classes = [SessionAuthentication, BasicAuthentication]
+    authentication_classes = STAFF_AUTHENTICATION
     permission_classes = [IsEngineer]
 
     @extend_schema(

@@ -5,14 +5,14 @@ from __future__ import annotations
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, viewsets
-from rest_framework.authentication import BasicAuthentication, SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from incidents.api.views import IsEngineer
+from config.api.authentication import STAFF_AUTHENTICATION
+from config.api.permissions import IsEngineer
 from incidents.models import Incident
 from remediation import approvals
 from remediation.api.serializers import (
@@ -39,7 +39,7 @@ def _id_param(request, name: str) -> int | None:
 
 @extend_schema(parameters=[OpenApiParameter("incident", int, description="Only this incident's diagnoses.")])
 class DiagnosisViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    authentication_classes = [SessionAuthentication, BasicAuthentication]
+    authentication_classes = STAFF_AUTHENTICATION
     permission_classes = [IsEngineer]
     serializer_class = DiagnosisSerializer
 
@@ -83,7 +83,7 @@ class CanReadApprovals(BasePermission):
 class ApprovalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Proposed remediations; pending ones are listed by severity, then oldest first (the queue)."""
 
-    authentication_classes = [SessionAuthentication, BasicAuthentication]
+    authentication_classes = STAFF_AUTHENTICATION
     permission_classes = [CanReadApprovals]
     serializer_class = ApprovalDetailSerializer
 
@@ -125,7 +125,7 @@ class ApprovalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 class IncidentReanalyzeView(APIView):
     """POST /api/v1/incidents/{id}/reanalyze: ask for a fresh diagnosis (the incident API's action, served here)."""
 
-    authentication_classes = [SessionAuthentication, BasicAuthentication]
+    authentication_classes = STAFF_AUTHENTICATION
     permission_classes = [IsEngineer]
 
     @extend_schema(

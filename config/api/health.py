@@ -1,19 +1,45 @@
-"""/healthz (database, queue, scheduler, and the checks other apps register) and /metrics (Prometheus text)."""
+"""/healthz: the database and the queue, plus the checks apps register (scheduler, sandbox, ...).
+
+Apps add their checks from `AppConfig.ready()` with `register_health_check` (incidents adds
+"scheduler": has the cluster's scheduler beaten lately?, remediation adds "sandbox": is test
+isolation available?). A check is a function returning a dict with "ok" (and "problem" when
+not ok); it must be quick and must not raise (if it does, it counts as failing). A failing
+critical check makes Quench unhealthy (503); a failing non-critical one makes it degraded:
+still 200, with the reason in the body.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import connection
-from django.http import HttpResponse, JsonResponse
+from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
-
-from incidents import metrics
-from incidents.health import registered_health_checks
+from django_q.models import OrmQ
 
 QUEUE_STUCK_AFTER = timedelta(minutes=5)
-SCHEDULER_SILENT_AFTER = timedelta(minutes=3)
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    name: str
+    check: Callable[[], dict]
+    critical: bool
+
+
+_registry: dict[str, HealthCheck] = {}
+
+
+def register_health_check(name: str, check: Callable[[], dict], *, critical: bool = True) -> None:
+    """Add (or replace, so that a second `ready()` is harmless) the check called `name`."""
+    _registry[name] = HealthCheck(name, check, critical)
+
+
+def registered_health_checks() -> list[HealthCheck]:
+    return list(_registry.values())
 
 
 def _check_database() -> dict:
@@ -23,8 +49,6 @@ def _check_database() -> dict:
 
 
 def _check_queue() -> dict:
-    from django_q.models import OrmQ
-
     oldest = OrmQ.objects.order_by("lock", "id").values_list("lock", flat=True).first()
     backlog = OrmQ.objects.count()
     if backlog and oldest and timezone.now() - oldest > QUEUE_STUCK_AFTER:
@@ -36,24 +60,11 @@ def _check_queue() -> dict:
     return {"ok": True, "backlog": backlog}
 
 
-def _check_scheduler() -> dict:
-    from incidents.models import Heartbeat
-
-    beat = Heartbeat.objects.filter(name="scheduler").values_list("beat_at", flat=True).first()
-    if beat is None:
-        return {"ok": False, "problem": "no scheduler heartbeat yet: start the cluster with `manage.py qcluster`"}
-    age = timezone.now() - beat
-    if age > SCHEDULER_SILENT_AFTER:
-        return {"ok": False, "last_beat": beat.isoformat(), "problem": f"no heartbeat for {int(age.total_seconds())} s"}
-    return {"ok": True, "last_beat": beat.isoformat()}
-
-
 @require_GET
 def healthz(request):
     """ "ok" (200), "degraded" (200: a non-critical check fails, see "reasons") or "unhealthy" (503)."""
     checks, critical = {}, {}
-    own = [("database", _check_database), ("queue", _check_queue), ("scheduler", _check_scheduler)]
-    everything = [(name, check, True) for name, check in own]
+    everything = [("database", _check_database, True), ("queue", _check_queue, True)]
     everything += [(added.name, added.check, added.critical) for added in registered_health_checks()]
     for name, check, is_critical in everything:
         try:
@@ -70,8 +81,3 @@ def healthz(request):
     if failing:
         body["reasons"] = [f"{name}: {checks[name].get('problem', 'failing')}" for name in failing]
     return JsonResponse(body, status=503 if status == "unhealthy" else 200)
-
-
-@require_GET
-def metrics_view(request):
-    return HttpResponse(metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")
