@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from django.db.models import Q
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from config.api.authentication import STAFF_AUTHENTICATION
+from config.api.exceptions import ApiErrorSerializer
 from config.api.permissions import IsEngineer
 from incidents.api.serializers import IncidentActionSerializer, IncidentDetailSerializer, IncidentListSerializer
 from incidents.choices import IncidentStatus, Severity
@@ -23,6 +24,12 @@ def _choice_list(value: str, allowed, name: str) -> list[str]:
     if bad:
         raise ValidationError({name: f"Unknown value(s) {', '.join(bad)}; choose from {', '.join(allowed)}."})
     return items
+
+
+ACTION_RESPONSES = {
+    200: IncidentDetailSerializer,
+    409: OpenApiResponse(ApiErrorSerializer, description="Refused in the incident's current state."),
+}
 
 
 @extend_schema(
@@ -75,17 +82,17 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         incident = self.get_queryset().get(pk=incident.pk)
         return Response(IncidentDetailSerializer(incident).data)
 
-    @extend_schema(request=IncidentActionSerializer, responses=IncidentDetailSerializer)
+    @extend_schema(request=IncidentActionSerializer, responses=ACTION_RESPONSES)
     @action(detail=True, methods=["post"])
     def acknowledge(self, request, pk=None):
         return self._act(request, pk, acknowledge_incident)
 
-    @extend_schema(request=IncidentActionSerializer, responses=IncidentDetailSerializer)
+    @extend_schema(request=IncidentActionSerializer, responses=ACTION_RESPONSES)
     @action(detail=True, methods=["post"])
     def resolve(self, request, pk=None):
         return self._act(request, pk, resolve_incident)
 
-    @extend_schema(request=IncidentActionSerializer, responses=IncidentDetailSerializer)
+    @extend_schema(request=IncidentActionSerializer, responses=ACTION_RESPONSES)
     @action(detail=True, methods=["post"])
     def reopen(self, request, pk=None):
         return self._act(request, pk, reopen_incident)
