@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -27,7 +28,13 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
-SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Quench's public base URL (QUENCH_PUBLIC_URL; SITE_URL is its older name, still read): the
+# links in notifications, the admin's webhook URLs, the demo's health check.
+SITE_URL = (env_str("QUENCH_PUBLIC_URL") or env_str("SITE_URL", "http://127.0.0.1:8000")).rstrip("/")
+if urlsplit(SITE_URL).scheme not in ("http", "https") or not urlsplit(SITE_URL).netloc:
+    raise ImproperlyConfigured(
+        f"QUENCH_PUBLIC_URL must be an http(s) URL such as https://quench.example.com, got {SITE_URL!r}."
+    )
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -129,3 +129,38 @@ def test_gunicorn_reads_the_same_env_file(tmp_path):
     assert loaded.stdout.strip().splitlines()[-1] == key
     shell = _manage(["shell", "-c", "from django.conf import settings; print(settings.SECRET_KEY)"], env_file)
     assert shell.stdout.strip().splitlines()[-1] == key
+
+
+@pytest.mark.parametrize(
+    ("variables", "site_url"),
+    [
+        ({"QUENCH_PUBLIC_URL": "https://quench.example.com/"}, "https://quench.example.com"),
+        ({"SITE_URL": "http://old-name.example.com"}, "http://old-name.example.com"),
+        (
+            {"QUENCH_PUBLIC_URL": "https://new.example.com", "SITE_URL": "http://old.example.com"},
+            "https://new.example.com",
+        ),
+        ({}, "http://127.0.0.1:8000"),
+    ],
+)
+def test_quench_public_url_names_the_public_base_url(tmp_path, variables, site_url):
+    env_file = tmp_path / ".env"
+    env_file.write_text("DEBUG=true\n" + "".join(f"{name}={value}\n" for name, value in variables.items()))
+    completed = subprocess.run(
+        [sys.executable, "-c", "from django.conf import settings; print(settings.SITE_URL)"],
+        cwd=settings.BASE_DIR,
+        env={key: value for key, value in _manage_env(env_file).items() if key != "SITE_URL"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.strip() == site_url
+
+
+def test_a_public_url_that_is_not_a_url_is_refused(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("DEBUG=true\nQUENCH_PUBLIC_URL=quench.example.com\n")
+    completed = _manage(["check"], env_file)
+    assert completed.returncode != 0
+    assert "QUENCH_PUBLIC_URL must be an http(s) URL" in completed.stderr
