@@ -32,10 +32,11 @@ from schemathesis.specs.openapi.checks import (
 
 from incidents.choices import IntegrationKind
 from incidents.models import Incident
+from incidents.tasks import heartbeat
 from remediation.models import Diagnosis
 from tests.approval_desk import make_remote, make_service, open_incident, propose_fix
 
-MAX_EXAMPLES = 30
+MAX_EXAMPLES = 25
 FUZZ_SETTINGS = settings(
     max_examples=MAX_EXAMPLES,
     deadline=None,
@@ -66,13 +67,14 @@ answered: dict[str, Counter] = defaultdict(Counter)
 @pytest.fixture
 def world(db, tmp_path, post_json, make_integration, django_user_model):
     """What the fuzzed requests find: a superuser, an integration of each kind, incidents,
-    a diagnosis with a pending code-fix approval."""
+    a diagnosis with a pending code-fix approval, a recent scheduler heartbeat."""
     django_user_model.objects.create_superuser(SUPERUSER[0], "fuzzer@example.com", SUPERUSER[1])
     tokens = {kind: make_integration(kind).raw_token for kind in set(TOKEN_KIND.values())}
     remote, patch = make_remote(tmp_path)
     make_service(remote)
     approval = propose_fix(open_incident(post_json, tokens[IntegrationKind.GENERIC]), patch)
     open_incident(post_json, tokens[IntegrationKind.GENERIC], title="KeyError: 'currency'", dedup_key="second")
+    heartbeat()  # a healthy Quench: /healthz answers 200 (its 503 means "unhealthy", not a crash)
     # As Django's test client does around each of its requests (so only after the last one
     # above): closing "old" connections at each request would close the test's own
     # connection in the middle of its transaction.
@@ -100,8 +102,10 @@ def _credentials(case, world) -> dict[str, str]:
 
 def _point_at_real_objects(case, world) -> None:
     """Every other valid id becomes the id of an object that exists (a valid value stays valid)."""
-    collection = case.operation.path.split("/")[3]
-    for name, value in (case.path_parameters or {}).items():
+    if not case.path_parameters:
+        return
+    collection = case.operation.path.split("/")[3]  # /api/v1/<collection>/{id}...
+    for name, value in case.path_parameters.items():
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0 and value % 2 == 0:
             case.path_parameters[name] = world["ids"].get(collection, value)
 

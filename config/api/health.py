@@ -15,10 +15,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import connection
-from django.http import JsonResponse
 from django.utils import timezone
-from django.views.decorators.http import require_GET
 from django_q.models import OrmQ
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.decorators import api_view, authentication_classes, content_negotiation_class, permission_classes
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+
+from config.api.negotiation import OneFormat
 
 QUEUE_STUCK_AFTER = timedelta(minutes=5)
 
@@ -60,7 +65,29 @@ def _check_queue() -> dict:
     return {"ok": True, "backlog": backlog}
 
 
-@require_GET
+_HEALTH = inline_serializer(
+    "Health",
+    {
+        "status": serializers.ChoiceField(choices=["ok", "degraded", "unhealthy"]),
+        "checks": serializers.DictField(
+            child=serializers.DictField(), help_text='Check name → {"ok": bool, "problem": "...", ...}.'
+        ),
+        "reasons": serializers.ListField(
+            child=serializers.CharField(), required=False, help_text="`name: problem` of each failing check."
+        ),
+    },
+)
+
+
+@extend_schema(
+    summary="Health: the database, the queue, the scheduler and the sandbox",
+    responses={200: _HEALTH, 503: OpenApiResponse(_HEALTH, description="A critical check fails.")},
+    tags=["operations"],
+)
+@api_view(["GET"])
+@authentication_classes([])
+@permission_classes([AllowAny])
+@content_negotiation_class(OneFormat)
 def healthz(request):
     """ "ok" (200), "degraded" (200: a non-critical check fails, see "reasons") or "unhealthy" (503)."""
     checks, critical = {}, {}
@@ -80,4 +107,4 @@ def healthz(request):
     body = {"status": status, "checks": checks}
     if failing:
         body["reasons"] = [f"{name}: {checks[name].get('problem', 'failing')}" for name in failing]
-    return JsonResponse(body, status=503 if status == "unhealthy" else 200)
+    return Response(body, status=503 if status == "unhealthy" else 200)
