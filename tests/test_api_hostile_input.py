@@ -185,6 +185,24 @@ def test_hostile_query_parameters_and_ids_are_4xx(client_api, desk, query):
         _assert_clear_4xx(response, 400, 404)
 
 
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("/api/v1/knowledge/search?q=redis&k=", "k"),
+        ("/api/v1/incidents/1/similar?k=", "k"),
+        ("/api/v1/approvals?incident=", "incident"),
+        ("/api/v1/diagnoses?incident=", "incident"),
+        ("/api/v1/approvals?status=", "status"),
+    ],
+)
+def test_an_empty_value_is_not_taken_for_the_default(client_api, desk, query, field):
+    """`?k=` is not a number: a 400 naming it, not silently the default (found by the fuzzing)."""
+    response = client_api.get(query.replace("/1/", f"/{desk['incident'].pk}/"), **_basic("root", "pw-root-123"))
+
+    _assert_clear_4xx(response)
+    assert field in response.json()["detail"]
+
+
 def test_hostile_ids_in_actions_are_404(client_api, desk):
     root = _basic("root", "pw-root-123")
     for path in (

@@ -44,7 +44,8 @@ class KnowledgeSearchView(APIView):
         responses=KnowledgeSearchResponseSerializer,
     )
     def get(self, request):
-        params = SearchParamsSerializer(data=request.query_params)
+        # A plain dict: DRF reads an empty value of a QueryDict as "not given" (`?k=` → the default).
+        params = SearchParamsSerializer(data=request.query_params.dict())
         params.is_valid(raise_exception=True)
         query = params.validated_data
         hits = retrieval.search(
@@ -64,7 +65,7 @@ class SimilarIncidentsView(APIView):
         responses=SimilarIncidentsResponseSerializer,
     )
     def get(self, request, incident_id: int):
-        params = SimilarParamsSerializer(data=request.query_params)
+        params = SimilarParamsSerializer(data=request.query_params.dict())
         params.is_valid(raise_exception=True)
         incident = get_object_or_404(Incident, pk=incident_id)
         k = params.validated_data["k"]

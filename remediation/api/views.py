@@ -29,9 +29,9 @@ from remediation.services import reanalyze
 
 
 def _id_param(request, name: str) -> int | None:
-    value = request.query_params.get(name, "")
-    if not value:
+    if name not in request.query_params:
         return None
+    value = request.query_params[name]  # present but empty (`?incident=`) is not an id either
     if not value.isdigit() or len(value) > 18:
         raise ValidationError({name: "Must be an id (a positive integer)."})
     return int(value)
@@ -88,8 +88,8 @@ class ApprovalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     serializer_class = ApprovalDetailSerializer
 
     def get_queryset(self):
-        status = self.request.query_params.get("status", "")
-        if status and status not in ApprovalStatus.values:
+        status = self.request.query_params.get("status")
+        if status is not None and status not in ApprovalStatus.values:
             raise ValidationError(
                 {"status": f"Unknown status {status!r}; choose from {', '.join(ApprovalStatus.values)}."}
             )
