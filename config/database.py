@@ -26,7 +26,10 @@ logger = logging.getLogger(__name__)
 # /tmp for its lock file, which is what we want.
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
-EMBEDDED_DB_NAME = os.environ.get("QUENCH_EMBEDDED_DB_NAME", "quench")
+
+def embedded_database_name() -> str:
+    """Read when the settings are built, so that a value from the .env file counts too."""
+    return os.environ.get("QUENCH_EMBEDDED_DB_NAME", "quench")
 
 
 def parse_database_url(url: str) -> dict:
@@ -116,12 +119,13 @@ def _ensure_database(server) -> None:
     import psycopg
 
     info = server.get_postmaster_info()
+    name = embedded_database_name()
     with psycopg.connect(host=str(info.socket_dir), user="postgres", dbname="postgres", autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [EMBEDDED_DB_NAME]).fetchone()
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if not exists:
             # Another process may create it between our check and our create.
             with contextlib.suppress(psycopg.errors.DuplicateDatabase):
-                conn.execute(f'CREATE DATABASE "{EMBEDDED_DB_NAME}"')
+                conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def embedded_database_settings(base_dir: Path) -> dict:
@@ -129,7 +133,7 @@ def embedded_database_settings(base_dir: Path) -> dict:
     info = server.get_postmaster_info()
     return {
         "ENGINE": "django.db.backends.postgresql",
-        "NAME": EMBEDDED_DB_NAME,
+        "NAME": embedded_database_name(),
         "USER": "postgres",
         "PASSWORD": "",
         "HOST": str(info.socket_dir),

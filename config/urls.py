@@ -2,10 +2,13 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from incidents.api.health import healthz, metrics_view
+from config.api.health import healthz
+from config.api.metrics import metrics_view
+from config.views import landing
 from incidents.api.sentry_sdk import SentryEnvelopeView, SentryStoreView
 
 urlpatterns = [
+    path("", landing, name="landing"),
     path("admin/notifications/", include("notifications.urls")),  # signed action links; before the admin
     path("admin/", admin.site.urls),
     path("api/v1/", include("incidents.api.urls")),
@@ -21,8 +24,10 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
 ]
 
-handler404 = "incidents.api.errors.not_found"
-handler500 = "incidents.api.errors.server_error"
+handler400 = "config.api.errors.bad_request"
+handler403 = "config.api.errors.permission_denied"
+handler404 = "config.api.errors.not_found"
+handler500 = "config.api.errors.server_error"
 
 admin.site.site_header = "Quench"
 admin.site.site_title = "Quench"

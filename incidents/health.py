@@ -1,33 +1,25 @@
-"""Checks that /healthz runs besides its own (database, queue, scheduler).
+"""The health check incidents adds to /healthz: is the cluster's scheduler beating?
 
-`incidents` is the bottom layer and imports no other app, so apps above it add their
-checks here from `AppConfig.ready()` (remediation adds "sandbox": is test isolation
-available?). A check is a function returning a dict with "ok" (and "problem" when not
-ok); it must be quick and must not raise (if it does, it counts as failing). A failing
-critical check makes Quench "failing" (503); a failing non-critical one makes it "degraded":
-still 200, with the reason in the body.
+Registered from `IncidentsConfig.ready()` (config.api.health owns /healthz and its registry).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from datetime import timedelta
+
+from django.utils import timezone
+
+from incidents.models import Heartbeat
+
+SCHEDULER_SILENT_AFTER = timedelta(minutes=3)
 
 
-@dataclass(frozen=True)
-class HealthCheck:
-    name: str
-    check: Callable[[], dict]
-    critical: bool
-
-
-_registry: dict[str, HealthCheck] = {}
-
-
-def register_health_check(name: str, check: Callable[[], dict], *, critical: bool = True) -> None:
-    """Add (or replace, so that a second `ready()` is harmless) the check called `name`."""
-    _registry[name] = HealthCheck(name, check, critical)
-
-
-def registered_health_checks() -> list[HealthCheck]:
-    return list(_registry.values())
+def scheduler_health() -> dict:
+    """ok while the scheduler's heartbeat (a task every minute) is recent."""
+    beat = Heartbeat.objects.filter(name="scheduler").values_list("beat_at", flat=True).first()
+    if beat is None:
+        return {"ok": False, "problem": "no scheduler heartbeat yet: start the cluster with `manage.py qcluster`"}
+    age = timezone.now() - beat
+    if age > SCHEDULER_SILENT_AFTER:
+        return {"ok": False, "last_beat": beat.isoformat(), "problem": f"no heartbeat for {int(age.total_seconds())} s"}
+    return {"ok": True, "last_beat": beat.isoformat()}

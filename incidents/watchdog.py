@@ -33,8 +33,8 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from django_q.models import Failure, OrmQ, Schedule, Success
 
+from config.api.health import register_health_check
 from incidents.choices import IncidentStatus
-from incidents.health import register_health_check
 from incidents.models import Activity, Incident, WatchdogCondition
 from incidents.services.ingest import ingest_signals
 from incidents.sources.base import Signal, SignalKind, SignalStatus

@@ -26,7 +26,7 @@ class RemediationConfig(AppConfig):
             if item not in extension:
                 extension.append(item)
 
-        from incidents.health import register_health_check
+        from config.api.health import register_health_check
         from remediation.sandbox import sandbox_health, warn_if_unisolated
 
         # /healthz says "degraded" while fix attempts cannot run isolated; the log says so at start.

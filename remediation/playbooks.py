@@ -10,7 +10,8 @@ Steps are plain JSON objects so engineers can write them in the admin:
 
 Values may use `{{ variable }}`: the playbook's own variables, and the incident's
 (service, environment, alertname, exception_type, category, incident_id, severity,
-health_check_url, and `labels.NAME`). A command's executable must be on the
+health_check_url, service_url — the scheme, host and port of the service's health check
+URL —, quench_url — QUENCH_PUBLIC_URL —, and `labels.NAME`). A command's executable must be on the
 `QUENCH_PLAYBOOK_COMMANDS` allow-list; a command is an argument list, never a shell line.
 """
 
@@ -37,6 +38,8 @@ BUILTIN_VARIABLES = frozenset(
         "incident_id",
         "severity",
         "health_check_url",
+        "service_url",
+        "quench_url",
     }
 )
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"})
@@ -199,10 +202,18 @@ def incident_variables(playbook, incident: Incident) -> dict[str, str]:
         "incident_id": str(incident.pk),
         "severity": incident.severity,
         "health_check_url": service.health_check_url if service else "",
+        "service_url": _origin(service.health_check_url) if service else "",
+        "quench_url": settings.SITE_URL,
     }
     values.update({f"labels.{name}": str(value) for name, value in (incident.labels or {}).items()})
     values.update({name: str(value) for name, value in (playbook.variables or {}).items()})
     return values
+
+
+def _origin(url: str) -> str:
+    """scheme://host[:port] of `url` ("" when it is not an absolute URL)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
 
 
 def render_value(value: object, variables: dict[str, str]) -> object:

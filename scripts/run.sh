@@ -28,7 +28,14 @@ cleanup() {
   for pid in "${pids[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
-trap cleanup INT TERM EXIT
+# Ctrl-C (INT) or a TERM is how one stops Quench: stop the children and exit 0, so that make
+# does not report the signal as a failure ("Error 143"). EXIT covers every other way out.
+stop() {
+  cleanup
+  exit 0
+}
+trap stop INT TERM
+trap cleanup EXIT
 
 $PY manage.py setup_demo_notifications --receiver-url "http://127.0.0.1:$NOTIFY_PORT/quench"
 setsid $PY manage.py demo_notification_receiver --port "$NOTIFY_PORT" &
@@ -72,4 +79,8 @@ Quench is running:
   metrics    http://$HOST:$PORT/metrics
 Press Ctrl-C to stop.
 MSG
-wait -n "${pids[@]}"
+status=0
+wait -n "${pids[@]}" || status=$?
+# Only reached when the server or the cluster ended by itself (a crash, a port in use).
+echo "A Quench process ended on its own (exit status $status); stopping the other." >&2
+exit "$status"

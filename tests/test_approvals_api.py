@@ -75,8 +75,8 @@ def test_a_user_without_the_permission_gets_403_and_can_still_read(proposal, cli
 
 
 def test_anonymous_and_non_staff_users_are_refused(proposal, client_api, django_user_model):
-    assert client_api.get("/api/v1/approvals").status_code in (401, 403)
-    assert client_api.post(f"/api/v1/approvals/{proposal.pk}/approve", {}, format="json").status_code in (401, 403)
+    assert client_api.get("/api/v1/approvals").status_code == 401
+    assert client_api.post(f"/api/v1/approvals/{proposal.pk}/approve", {}, format="json").status_code == 401
     client_api.force_authenticate(django_user_model.objects.create_user("mallory", password="pw-mallory-1"))
     assert client_api.get("/api/v1/approvals").status_code == 403
 

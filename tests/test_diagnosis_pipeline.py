@@ -59,6 +59,8 @@ def test_each_crash_class_reaches_a_tested_fix_awaiting_approval(shop, crash, sc
 
 
 def test_the_database_timeout_gets_the_playbook_with_a_dry_run(shop, crash):
+    shop.health_check_url = "http://shop.internal:8080/healthz"  # the playbook calls the service's own URLs
+    shop.save()
     for spec in DEMO_PLAYBOOKS:
         Playbook.objects.create(**spec)
     incident = crash("db-statement-timeout")
@@ -69,7 +71,7 @@ def test_the_database_timeout_gets_the_playbook_with_a_dry_run(shop, crash):
     approval = ApprovalRequest.objects.get(incident=incident)
     assert approval.kind == "playbook"
     assert approval.playbook.name == DEMO_PLAYBOOKS[0]["name"]
-    assert approval.dry_run[0]["description"].startswith("POST http://127.0.0.1:9/ops/shop/db/")
+    assert approval.dry_run[0]["description"].startswith("POST http://shop.internal:8080/ops/shop/db/")
     assert Incident.objects.get(pk=incident.pk).status == IncidentStatus.AWAITING_APPROVAL
 
 

@@ -111,3 +111,23 @@ def test_every_rejection_reason_fits_the_counter(client, post_json, token):
     response = client.get("/metrics")
     assert response.status_code == 200
     assert 'quench_events_total{source="events_v2",outcome="rejected_unauthenticated"} 1' in response.content.decode()
+
+
+def test_health_and_metrics_answer_in_their_one_format_whatever_is_accepted(client, db):
+    for accept in ("text/html", "application/xml", "text/plain", "application/json"):
+        health = client.get("/healthz", HTTP_ACCEPT=accept)
+        assert health.status_code == 503 and health["Content-Type"] == "application/json"
+        assert health.json()["status"] == "unhealthy"
+        metrics = client.get("/metrics", HTTP_ACCEPT=accept)
+        assert metrics.status_code == 200
+        assert metrics["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+        assert "# TYPE quench_events_total counter" in metrics.content.decode()
+    assert client.post("/metrics").status_code == 405
+    assert client.post("/healthz").status_code == 405
+
+
+def test_health_and_metrics_are_in_the_api_schema(client, db):
+    paths = client.get("/api/schema/", {"format": "json"}).json()["paths"]
+
+    assert set(paths["/healthz"]["get"]["responses"]) == {"200", "503"}
+    assert "text/plain" in paths["/metrics"]["get"]["responses"]["200"]["content"]

@@ -131,3 +131,40 @@ def test_dry_run_renders_incident_and_playbook_variables():
     # Rendering never changes the stored steps.
     playbook.refresh_from_db()
     assert playbook.steps[0]["url"].endswith("{{ service }}/restart")
+
+
+@pytest.mark.django_db
+def test_the_demo_playbook_runs_against_the_services_own_urls(settings):
+    """No hard-wired 127.0.0.1:8000: the service's health check URL (and its origin) and QUENCH_PUBLIC_URL."""
+    from remediation.context import service_for
+    from remediation.management.commands.setup_demo_service import DEMO_PLAYBOOKS
+
+    settings.SITE_URL = "https://quench.example.org"
+    incident = _incident(service="shop", exception_type="TimeoutError")
+    Service.objects.create(name="shop", health_check_url="https://shop.internal:8443/status/healthz")
+    service_for(incident)
+    playbook = Playbook.objects.create(**DEMO_PLAYBOOKS[0])
+    playbook.full_clean()
+
+    descriptions = [step["description"] for step in dry_run(playbook, incident)]
+
+    assert (
+        descriptions[0] == "POST https://shop.internal:8443/ops/shop/db/cancel-long-queries?older_than=30s (expect 200)"
+    )
+    assert descriptions[2] == "check https://shop.internal:8443/status/healthz answers status 200"
+    assert not any("127.0.0.1" in description for description in descriptions)
+
+    note = Playbook(name="link", steps=[{"type": "check", "url": "{{ quench_url }}/healthz"}])
+    assert dry_run(note, incident)[0]["description"] == "check https://quench.example.org/healthz answers status 200"
+
+
+@pytest.mark.django_db
+def test_the_demo_service_is_checked_at_the_public_url(settings, tmp_path):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.SITE_URL = "http://quench.local:9000"
+    call_command("setup_demo_service", target=str(tmp_path / "shop-repo"), stdout=StringIO())
+
+    assert Service.objects.get(name="shop").health_check_url == "http://quench.local:9000/healthz"

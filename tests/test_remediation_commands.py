@@ -59,3 +59,29 @@ def test_a_service_record_with_bad_fields_says_which_and_why(db):
             service.full_clean()
         assert message in " ".join(caught.value.message_dict[field])
     Service(name="ok", repository="/srv/shop", test_command="python -m pytest -q").full_clean()
+
+
+def test_remediation_status_never_cuts_a_path_or_url(shop, crash):
+    from incidents.models import Incident
+    from remediation.models import Diagnosis
+
+    incident = crash("search-no-results")  # diagnosis queued; its words are set below
+    deep_path = "src/shop/catalogue/search/backends/elastic/" + "nested/" * 8 + "results_pagination.py"
+    title = f"IndexError: list index out of range in {deep_path} while paging the catalogue results"
+    hypothesis = (
+        "The search view asks for page two of an empty result set; the paginator in "
+        f"{deep_path}:42 indexes results[0] without checking, see "
+        "https://docs.example.com/shop/search/pagination#empty-result-sets-and-page-numbers-beyond-the-end"
+    )
+    Incident.objects.filter(pk=incident.pk).update(title=title)
+    Diagnosis.objects.filter(incident=incident).update(hypothesis=hypothesis)
+    out = StringIO()
+
+    call_command("remediation_status", service="shop", stdout=out)
+
+    words = out.getvalue().split()
+    incident.refresh_from_db()
+    assert deep_path in words and f"{deep_path}:42" in words
+    assert "https://docs.example.com/shop/search/pagination#empty-result-sets-and-page-numbers-beyond-the-end" in words
+    assert f"#{incident.pk} [{incident.status}] IndexError: list index out of range in" in out.getvalue()
+    assert all(len(line) <= 110 or " " not in line.strip() for line in out.getvalue().splitlines())

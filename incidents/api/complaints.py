@@ -15,8 +15,9 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api.exceptions import error_response
+from config.api.fields import StrictCharField
 from incidents.api.authentication import IntegrationTokenAuthentication
-from incidents.api.exceptions import error_response
 from incidents.api.ingest import _ERRORS, IsIntegration, read_json_body
 from incidents.complaints import MAX_COMPLAINTS_PER_REQUEST, MAX_MESSAGE_CHARS, record_complaints
 
@@ -40,7 +41,7 @@ class ComplaintReportSerializer(serializers.Serializer):
         allow_null=True,
         help_text="The service it is about; the integration's default service when left out.",
     )
-    message = serializers.CharField(
+    message = StrictCharField(
         max_length=MAX_MESSAGE_CHARS, help_text="What the customer said; secrets are redacted before storage."
     )
     reported_at = serializers.DateTimeField(

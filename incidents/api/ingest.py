@@ -16,9 +16,9 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api.exceptions import PayloadTooLarge, error_response
 from incidents import metrics
 from incidents.api.authentication import IntegrationTokenAuthentication, integration_for_token
-from incidents.api.exceptions import PayloadTooLarge, error_response
 from incidents.api.schemas import GenericEventSerializer
 from incidents.choices import EventOutcome, IntegrationKind
 from incidents.models import Integration

@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from config.api.fields import StrictCharField
 from incidents.models import Activity, Event, Incident
 
 
@@ -105,4 +106,4 @@ class IncidentDetailSerializer(IncidentListSerializer):
 
 
 class IncidentActionSerializer(serializers.Serializer):
-    note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    note = StrictCharField(required=False, allow_blank=True, max_length=2000)

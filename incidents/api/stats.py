@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.authentication import BasicAuthentication, SessionAuthentication
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api.authentication import STAFF_AUTHENTICATION
+from config.api.permissions import IsEngineer
 from incidents import analytics
-from incidents.api.views import IsEngineer
 
 _SEVERITIES = {name: serializers.IntegerField() for name in ("P0", "P1", "P2", "P3")}
 
@@ -95,7 +95,7 @@ StatsSerializer = inline_serializer(
 class StatsView(APIView):
     """Incidents, MTTA/MTTR, endings, approvals, fix attempts and the noisiest sources over a window."""
 
-    authentication_classes = [SessionAuthentication, BasicAuthentication]
+    authentication_classes = STAFF_AUTHENTICATION
     permission_classes = [IsEngineer]
 
     @extend_schema(
@@ -103,6 +103,8 @@ class StatsView(APIView):
         responses={200: StatsSerializer},
     )
     def get(self, request):
+        if request.query_params.get("days") == "":
+            raise ValidationError({"days": ["Give a whole number of days from 1 to 365, or leave `days` out."]})
         query = StatsQuerySerializer(data=request.query_params)
         if not query.is_valid():
             raise ValidationError(query.errors)

@@ -5,33 +5,20 @@ from __future__ import annotations
 from django.db.models import Q
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, viewsets
-from rest_framework.authentication import BasicAuthentication, SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
+from config.api.authentication import STAFF_AUTHENTICATION
+from config.api.exceptions import ApiErrorSerializer
+from config.api.permissions import IsEngineer
 from incidents.api.serializers import IncidentActionSerializer, IncidentDetailSerializer, IncidentListSerializer
 from incidents.choices import IncidentStatus, Severity
 from incidents.models import Incident, Postmortem
 from incidents.postmortems import export_markdown
 from incidents.services import acknowledge_incident, reopen_incident, resolve_incident
-
-
-class IsEngineer(BasePermission):
-    """Staff users with the incident permissions: view to read, change to act."""
-
-    message = "You need to be a staff user with permission on incidents."
-
-    def has_permission(self, request, view) -> bool:
-        user = request.user
-        if not (user and getattr(user, "is_authenticated", False) and getattr(user, "is_staff", False)):
-            return False
-        if request.method in ("GET", "HEAD", "OPTIONS"):
-            return user.has_perm("incidents.view_incident")
-        return user.has_perm("incidents.change_incident")
 
 
 def _choice_list(value: str, allowed, name: str) -> list[str]:
@@ -40,6 +27,12 @@ def _choice_list(value: str, allowed, name: str) -> list[str]:
     if bad:
         raise ValidationError({name: f"Unknown value(s) {', '.join(bad)}; choose from {', '.join(allowed)}."})
     return items
+
+
+ACTION_RESPONSES = {
+    200: IncidentDetailSerializer,
+    409: OpenApiResponse(ApiErrorSerializer, description="Refused in the incident's current state."),
+}
 
 
 @extend_schema(
@@ -51,7 +44,7 @@ def _choice_list(value: str, allowed, name: str) -> list[str]:
     ]
 )
 class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    authentication_classes = [SessionAuthentication, BasicAuthentication]
+    authentication_classes = STAFF_AUTHENTICATION
     permission_classes = [IsEngineer]
     queryset = Incident.objects.all()
 
@@ -92,12 +85,12 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         incident = self.get_queryset().get(pk=incident.pk)
         return Response(IncidentDetailSerializer(incident).data)
 
-    @extend_schema(request=IncidentActionSerializer, responses=IncidentDetailSerializer)
+    @extend_schema(request=IncidentActionSerializer, responses=ACTION_RESPONSES)
     @action(detail=True, methods=["post"])
     def acknowledge(self, request, pk=None):
         return self._act(request, pk, acknowledge_incident)
 
-    @extend_schema(request=IncidentActionSerializer, responses=IncidentDetailSerializer)
+    @extend_schema(request=IncidentActionSerializer, responses=ACTION_RESPONSES)
     @action(detail=True, methods=["post"])
     def resolve(self, request, pk=None):
         return self._act(request, pk, resolve_incident)
@@ -117,7 +110,7 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         response["Content-Disposition"] = f'attachment; filename="postmortem-incident-{incident.pk}.md"'
         return response
 
-    @extend_schema(request=IncidentActionSerializer, responses=IncidentDetailSerializer)
+    @extend_schema(request=IncidentActionSerializer, responses=ACTION_RESPONSES)
     @action(detail=True, methods=["post"])
     def reopen(self, request, pk=None):
         return self._act(request, pk, reopen_incident)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework.authentication import BasicAuthentication, SessionAuthentication
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from incidents.api.views import IsEngineer
+from config.api.authentication import STAFF_AUTHENTICATION
+from config.api.permissions import IsEngineer
 from incidents.models import Incident
 from knowledge import retrieval
 from knowledge.api.serializers import (
@@ -25,7 +25,7 @@ from knowledge.api.serializers import (
 
 
 class KnowledgeSearchView(APIView):
-    authentication_classes = [SessionAuthentication, BasicAuthentication]
+    authentication_classes = STAFF_AUTHENTICATION
     permission_classes = [IsEngineer]
 
     @extend_schema(
@@ -44,7 +44,8 @@ class KnowledgeSearchView(APIView):
         responses=KnowledgeSearchResponseSerializer,
     )
     def get(self, request):
-        params = SearchParamsSerializer(data=request.query_params)
+        # A plain dict: DRF reads an empty value of a QueryDict as "not given" (`?k=` → the default).
+        params = SearchParamsSerializer(data=request.query_params.dict())
         params.is_valid(raise_exception=True)
         query = params.validated_data
         hits = retrieval.search(
@@ -54,7 +55,7 @@ class KnowledgeSearchView(APIView):
 
 
 class SimilarIncidentsView(APIView):
-    authentication_classes = [SessionAuthentication, BasicAuthentication]
+    authentication_classes = STAFF_AUTHENTICATION
     permission_classes = [IsEngineer]
 
     @extend_schema(
@@ -64,7 +65,7 @@ class SimilarIncidentsView(APIView):
         responses=SimilarIncidentsResponseSerializer,
     )
     def get(self, request, incident_id: int):
-        params = SimilarParamsSerializer(data=request.query_params)
+        params = SimilarParamsSerializer(data=request.query_params.dict())
         params.is_valid(raise_exception=True)
         incident = get_object_or_404(Incident, pk=incident_id)
         k = params.validated_data["k"]

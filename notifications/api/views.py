@@ -5,12 +5,12 @@ from __future__ import annotations
 from django.db.models import Prefetch
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
-from rest_framework.authentication import BasicAuthentication, SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
+from config.api.authentication import STAFF_AUTHENTICATION
 from notifications import services
 from notifications.api.serializers import ChannelSerializer, NotificationSerializer
 from notifications.choices import NotificationEvent, NotificationStatus
@@ -33,7 +33,7 @@ class CanView(BasePermission):
 class ChannelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Notification channels with their routing; secrets are masked."""
 
-    authentication_classes = [SessionAuthentication, BasicAuthentication]
+    authentication_classes = STAFF_AUTHENTICATION
     permission_classes = [CanView]
     view_permission = "view_channel"
     serializer_class = ChannelSerializer
@@ -41,10 +41,12 @@ class ChannelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
 
 def _choice_param(request, name: str, choices) -> str | None:
-    value = request.query_params.get(name, "")
-    if value and value not in choices:
-        raise ValidationError({name: f"Must be one of: {', '.join(choices)}."})
-    return value or None
+    value = request.query_params.get(name)
+    if value is None:
+        return None
+    if value not in choices:
+        raise ValidationError({name: f"Must be one of: {', '.join(choices)} (or leave `{name}` out)."})
+    return value
 
 
 @extend_schema(
@@ -59,7 +61,7 @@ def _choice_param(request, name: str, choices) -> str | None:
 class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Notifications, newest first, each with every delivery attempt."""
 
-    authentication_classes = [SessionAuthentication, BasicAuthentication]
+    authentication_classes = STAFF_AUTHENTICATION
     permission_classes = [CanView]
     view_permission = "view_notification"
     serializer_class = NotificationSerializer

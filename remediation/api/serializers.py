@@ -5,6 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.api.fields import StrictCharField
 from remediation.models import ApprovalRequest, Diagnosis, Execution, FixAttempt
 
 
@@ -126,11 +127,11 @@ class ApprovalDetailSerializer(ApprovalRequestSerializer):
 
 
 class ApproveSerializer(serializers.Serializer):
-    note = serializers.CharField(required=False, allow_blank=True, max_length=10_000, default="")
+    note = StrictCharField(required=False, allow_blank=True, max_length=10_000, default="")
 
 
 class RejectSerializer(serializers.Serializer):
-    feedback = serializers.CharField(
+    feedback = StrictCharField(
         max_length=10_000,
         help_text="Why the proposal is rejected; the next fix attempt is written from these words.",
         error_messages={"blank": "Say why you reject it: the next attempt is written from your feedback."},

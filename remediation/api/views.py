@@ -5,14 +5,14 @@ from __future__ import annotations
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, viewsets
-from rest_framework.authentication import BasicAuthentication, SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from incidents.api.views import IsEngineer
+from config.api.authentication import STAFF_AUTHENTICATION
+from config.api.permissions import IsEngineer
 from incidents.models import Incident
 from remediation import approvals
 from remediation.api.serializers import (
@@ -29,9 +29,9 @@ from remediation.services import reanalyze
 
 
 def _id_param(request, name: str) -> int | None:
-    value = request.query_params.get(name, "")
-    if not value:
+    if name not in request.query_params:
         return None
+    value = request.query_params[name]  # present but empty (`?incident=`) is not an id either
     if not value.isdigit() or len(value) > 18:
         raise ValidationError({name: "Must be an id (a positive integer)."})
     return int(value)
@@ -39,7 +39,7 @@ def _id_param(request, name: str) -> int | None:
 
 @extend_schema(parameters=[OpenApiParameter("incident", int, description="Only this incident's diagnoses.")])
 class DiagnosisViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    authentication_classes = [SessionAuthentication, BasicAuthentication]
+    authentication_classes = STAFF_AUTHENTICATION
     permission_classes = [IsEngineer]
     serializer_class = DiagnosisSerializer
 
@@ -83,13 +83,13 @@ class CanReadApprovals(BasePermission):
 class ApprovalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Proposed remediations; pending ones are listed by severity, then oldest first (the queue)."""
 
-    authentication_classes = [SessionAuthentication, BasicAuthentication]
+    authentication_classes = STAFF_AUTHENTICATION
     permission_classes = [CanReadApprovals]
     serializer_class = ApprovalDetailSerializer
 
     def get_queryset(self):
-        status = self.request.query_params.get("status", "")
-        if status and status not in ApprovalStatus.values:
+        status = self.request.query_params.get("status")
+        if status is not None and status not in ApprovalStatus.values:
             raise ValidationError(
                 {"status": f"Unknown status {status!r}; choose from {', '.join(ApprovalStatus.values)}."}
             )
@@ -125,7 +125,7 @@ class ApprovalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 class IncidentReanalyzeView(APIView):
     """POST /api/v1/incidents/{id}/reanalyze: ask for a fresh diagnosis (the incident API's action, served here)."""
 
-    authentication_classes = [SessionAuthentication, BasicAuthentication]
+    authentication_classes = STAFF_AUTHENTICATION
     permission_classes = [IsEngineer]
 
     @extend_schema(

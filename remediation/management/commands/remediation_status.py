@@ -1,5 +1,6 @@
 """Print what Quench is doing about each open incident: diagnosis, fix attempts, proposal."""
 
+import textwrap
 import time
 
 from django.conf import settings
@@ -11,6 +12,9 @@ from incidents.choices import IncidentStatus
 from incidents.models import Incident
 from remediation.choices import DIAGNOSIS_IN_FLIGHT, ApprovalStatus
 from remediation.models import Diagnosis
+
+# Lines are wrapped (between words) at this width to stay readable in a terminal.
+WIDTH = 110
 
 
 class Command(BaseCommand):
@@ -33,14 +37,15 @@ class Command(BaseCommand):
             Prefetch("diagnoses", queryset=Diagnosis.objects.prefetch_related("attempts", "approvals")), "executions"
         )
         for incident in incidents:
-            self.stdout.write(f"#{incident.pk} [{incident.status}] {incident.title[:90]}")
+            self._write(f"#{incident.pk} [{incident.status}] {incident.title}", indent="    ")
             diagnosis = next(iter(incident.diagnoses.all()), None)
             if diagnosis is None:
                 self.stdout.write("    not diagnosed")
                 continue
-            self.stdout.write(
+            self._write(
                 f"    diagnosis #{diagnosis.pk} {diagnosis.status} by {diagnosis.provider or '?'}: "
-                f"{diagnosis.hypothesis[:140] or diagnosis.error[:140]}"
+                f"{diagnosis.hypothesis or diagnosis.error}",
+                indent="        ",
             )
             for attempt in diagnosis.attempts.all():
                 test = " with a regression test" if attempt.adds_regression_test else ""
@@ -59,6 +64,20 @@ class Command(BaseCommand):
                 )
         if self._in_flight(service):
             self.stdout.write("Some diagnoses are still running.")
+
+    def _write(self, line: str, *, indent: str) -> None:
+        """One logical line, wrapped between words: a path or URL is never cut (copy it whole)."""
+        lead = line[: len(line) - len(line.lstrip())]
+        text = " ".join(line.split())  # a multi-line hypothesis or title reads as one paragraph
+        for part in textwrap.wrap(
+            text,
+            width=WIDTH,
+            initial_indent=lead,
+            subsequent_indent=indent,
+            break_long_words=False,
+            break_on_hyphens=False,
+        ):
+            self.stdout.write(part)
 
     @staticmethod
     def _in_flight(service: str) -> bool:

@@ -28,7 +28,7 @@ DEMO_PLAYBOOKS = [
                 "type": "http",
                 "name": "Cancel long queries",
                 "method": "POST",
-                "url": "http://127.0.0.1:9/ops/{{ service }}/db/cancel-long-queries?older_than={{ max_runtime }}",
+                "url": "{{ service_url }}/ops/{{ service }}/db/cancel-long-queries?older_than={{ max_runtime }}",
                 "expect_status": 200,
             },
             {"type": "wait", "name": "Let the pool recover", "seconds": 10},
@@ -76,7 +76,8 @@ class Command(BaseCommand):
                 "repository": str(remote),
                 "default_branch": "main",
                 "test_command": "python -m pytest -q -p no:cacheprovider",
-                "health_check_url": "http://127.0.0.1:8000/healthz",
+                # The shop is not served in the demo: Quench's own health stands in for it.
+                "health_check_url": f"{settings.SITE_URL}/healthz",
                 "owners": ["shop-team@example.com"],
             },
         )

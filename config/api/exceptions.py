@@ -1,26 +1,50 @@
-"""One place that maps errors to HTTP answers: `{"error": "...", "detail": {...}}`."""
+"""One place that maps errors to HTTP answers: `{"error": "...", "detail": {...}}`.
+
+Apps add their own domain errors with `register_domain_error` from `AppConfig.ready()`
+(incidents: a payload that does not match its source's schema is a 400, a refused state
+change a 409), so this module knows no app.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from incidents.services.lifecycle import TransitionRefused
-from incidents.sources.base import PayloadError
-
 logger = logging.getLogger(__name__)
+
+# exception → (status code, message, detail)
+DomainErrorAnswer = Callable[[Exception], tuple[int, str, dict]]
+_domain_errors: dict[type[Exception], DomainErrorAnswer] = {}
+
+
+def register_domain_error(exception_class: type[Exception], answer: DomainErrorAnswer) -> None:
+    """Answer `exception_class` (and its subclasses) raised by a view with `answer(exc)`.
+
+    Registering the same class again replaces the answer, so a second `ready()` is harmless.
+    """
+    _domain_errors[exception_class] = answer
 
 
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "Request body too large."
     default_code = "payload_too_large"
+
+
+class ApiErrorSerializer(serializers.Serializer):
+    """The body of every error answer (documents it in the OpenAPI schema)."""
+
+    error = serializers.CharField(help_text="What went wrong, in a sentence.")
+    detail = serializers.DictField(
+        child=serializers.CharField(), help_text="Field (or `body`, `__all__`) → its problem; may be empty."
+    )
 
 
 def error_response(message: str, detail: dict | None = None, *, status_code: int = 400, headers=None) -> Response:
@@ -46,11 +70,18 @@ def _flatten(detail, prefix: str = "") -> dict[str, str]:
     return {prefix or "__all__": str(detail)}
 
 
+def _domain_answer(exc: Exception) -> DomainErrorAnswer | None:
+    for klass in type(exc).__mro__:
+        if klass in _domain_errors:
+            return _domain_errors[klass]
+    return None
+
+
 def exception_handler(exc, context):
-    if isinstance(exc, PayloadError):
-        return error_response(exc.message, exc.detail)
-    if isinstance(exc, TransitionRefused):
-        return error_response(exc.message, {"status": exc.current_status}, status_code=409)
+    """DRF's EXCEPTION_HANDLER: every API error in the `{"error", "detail"}` shape."""
+    if answer := _domain_answer(exc):
+        status_code, message, detail = answer(exc)
+        return error_response(message, detail, status_code=status_code)
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": " ".join(exc.messages)}
         return error_response("Invalid input.", _flatten(detail))
