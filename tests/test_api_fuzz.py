@@ -76,7 +76,7 @@ def world(db, tmp_path, post_json, make_integration, django_user_model):
     make_service(remote)
     approval = propose_fix(open_incident(post_json, tokens[IntegrationKind.GENERIC]), patch)
     open_incident(post_json, tokens[IntegrationKind.GENERIC], title="KeyError: 'currency'", dedup_key="second")
-    heartbeat()  # a healthy Quench: /healthz answers 200 (its 503 means "unhealthy", not a crash)
+    heartbeat()  # a healthy Quench: /healthz answers 200 (its 503 means "failing", not a crash)
     # As Django's test client does around each of its requests (so only after the last one
     # above): closing "old" connections at each request would close the test's own
     # connection in the middle of its transaction.

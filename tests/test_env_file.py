@@ -3,12 +3,17 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from config.database import embedded_data_dir
 from config.env import load_env_file
+
+# The embedded server the test run itself uses (QUENCH_EMBEDDED_PGDATA, else var/pgdata).
+EMBEDDED_PGDATA = str(embedded_data_dir(Path(settings.BASE_DIR)))
 
 
 def test_values_fill_in_what_the_environment_does_not_set(tmp_path, monkeypatch):
@@ -76,13 +81,13 @@ def _plain_shell_env_file(tmp_path, key: str):
     env_file = tmp_path / ".env"
     env_file.write_text(
         f"DEBUG=true\nSECRET_KEY={key}\n"
-        f"QUENCH_EMBEDDED_PGDATA={os.environ['QUENCH_EMBEDDED_PGDATA']}\n"
+        f"QUENCH_EMBEDDED_PGDATA={EMBEDDED_PGDATA}\n"
         f"QUENCH_EMBEDDED_DB_NAME={connection.settings_dict['NAME']}\n"
     )
     return env_file
 
 
-@pytest.mark.skipif("QUENCH_EMBEDDED_PGDATA" not in os.environ, reason="needs the shared embedded PostgreSQL")
+@pytest.mark.skipif(bool(os.environ.get("DATABASE_URL")), reason="runs against the embedded PostgreSQL")
 def test_the_readme_commands_work_from_a_plain_shell(tmp_path, transactional_db, django_user_model):
     """create_integration and changepassword, with nothing but the .env file (no DEBUG, no key, no QUENCH_*)."""
     from django.contrib.auth.hashers import PBKDF2PasswordHasher

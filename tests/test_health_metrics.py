@@ -117,7 +117,7 @@ def test_health_and_metrics_answer_in_their_one_format_whatever_is_accepted(clie
     for accept in ("text/html", "application/xml", "text/plain", "application/json"):
         health = client.get("/healthz", HTTP_ACCEPT=accept)
         assert health.status_code == 503 and health["Content-Type"] == "application/json"
-        assert health.json()["status"] == "unhealthy"
+        assert health.json()["status"] == "failing"
         metrics = client.get("/metrics", HTTP_ACCEPT=accept)
         assert metrics.status_code == 200
         assert metrics["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"

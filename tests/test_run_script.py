@@ -13,9 +13,14 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from config.database import embedded_data_dir
+
+# The embedded server the test run itself uses (QUENCH_EMBEDDED_PGDATA, else var/pgdata).
+EMBEDDED_PGDATA = str(embedded_data_dir(Path(settings.BASE_DIR)))
+
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif("QUENCH_EMBEDDED_PGDATA" not in os.environ, reason="needs the shared embedded PostgreSQL"),
+    pytest.mark.skipif(bool(os.environ.get("DATABASE_URL")), reason="runs against the embedded PostgreSQL"),
 ]
 
 
@@ -46,7 +51,7 @@ def test_stopping_make_run_ends_everything_and_exits_0(transactional_db, stop_si
         {
             marker: "1",
             "QUENCH_ENV_FILE": "",
-            "QUENCH_EMBEDDED_PGDATA": os.environ["QUENCH_EMBEDDED_PGDATA"],
+            "QUENCH_EMBEDDED_PGDATA": EMBEDDED_PGDATA,
             "QUENCH_EMBEDDED_DB_NAME": connection.settings_dict["NAME"],  # migrated and empty
         }
     )
