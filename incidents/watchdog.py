@@ -34,7 +34,7 @@ from django.utils import timezone
 from django_q.models import Failure, OrmQ, Schedule, Success
 
 from config.api.health import register_health_check
-from incidents.choices import IncidentStatus
+from incidents.choices import ActivityKind, IncidentStatus
 from incidents.models import Activity, Incident, WatchdogCondition
 from incidents.services.ingest import ingest_signals
 from incidents.sources.base import Signal, SignalKind, SignalStatus
@@ -95,6 +95,10 @@ def registered_checks() -> list[WatchdogCheck]:
 # --- the checks of the incidents app ----------------------------------------------------
 
 
+# States a new or reopened incident waits in until the pipeline wakes it up.
+WAITING_FOR_THE_PIPELINE = (IncidentStatus.TRIGGERED, IncidentStatus.REGRESSED)
+
+
 def stuck_after() -> dict[str, timedelta]:
     """How long an incident may stay in a state that Quench itself must move it out of."""
     minutes = int(getattr(settings, "QUENCH_WATCHDOG_STUCK_MINUTES", 30))
@@ -107,22 +111,36 @@ def stuck_after() -> dict[str, timedelta]:
 
 
 def check_stuck_incidents(now: datetime) -> Finding:
-    """Incidents left in a state Quench should have moved them out of (its own incidents excepted)."""
-    entered = (
-        Activity.objects.filter(incident=OuterRef("pk"), to_status=OuterRef("status"))
-        .order_by("-created_at", "-id")
-        .values("created_at")[:1]
+    """Incidents left in a state Quench should have moved them out of (its own incidents excepted).
+
+    A triggered (or regressed) incident is Quench's to move only until the pipeline has looked
+    at it: once it was woken up for attention, or came back from a diagnosis (no fix to carry
+    out: it waits for a human), time spent there is not a stall of Quench's.
+    """
+    entering = Activity.objects.filter(incident=OuterRef("pk"), to_status=OuterRef("status")).order_by(
+        "-created_at", "-id"
     )
+    woken = Activity.objects.filter(incident=OuterRef("pk"), kind=ActivityKind.WAKEUP).order_by("-created_at", "-id")
     limits = stuck_after()
     candidates = (
         Incident.objects.filter(status__in=list(limits))
         .exclude(service=SERVICE)
-        .annotate(entered_at=Subquery(entered))
-        .values("pk", "status", "entered_at", "first_seen")
+        .annotate(
+            entered_at=Subquery(entering.values("created_at")[:1]),
+            entered_from=Subquery(entering.values("from_status")[:1]),
+            woken_at=Subquery(woken.values("created_at")[:1]),
+        )
+        .values("pk", "status", "entered_at", "entered_from", "woken_at", "first_seen")
     )
     stuck = []
     for row in candidates:
         since = row["entered_at"] or row["first_seen"]
+        if row["status"] in WAITING_FOR_THE_PIPELINE:
+            handled = row["entered_from"] == IncidentStatus.DIAGNOSING or (
+                row["woken_at"] is not None and row["woken_at"] >= since
+            )
+            if handled:
+                continue
         if now - since > limits[row["status"]]:
             stuck.append({"incident_id": row["pk"], "status": row["status"], "since": since.isoformat()})
     if not stuck:

@@ -23,6 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from incidents import watchdog
 from incidents.choices import ActivityKind, IncidentStatus
 from incidents.models import Incident
 from incidents.services.lifecycle import TransitionRefused, apply_transition, record_activity
@@ -51,6 +52,8 @@ MAX_LINE_NUMBER = 2_147_483_647  # PostgreSQL integer
 FAILED_VERIFICATIONS = (VerificationStatus.RECURRED, VerificationStatus.FAILED)
 # Alerts that fire on purpose (Watchdog, dead man's switch): never diagnosed automatically.
 NEVER_DIAGNOSED_CATEGORIES = frozenset({"heartbeat"})
+# Incidents the watchdog raises about Quench itself (a reanalysis still may, on request).
+WATCHDOG_SOURCE = watchdog.SOURCE
 # Wake-ups start a diagnosis only for an incident nobody is handling yet.
 AUTO_DIAGNOSE_FROM = frozenset({S.TRIGGERED, S.REGRESSED})
 # An engineer may ask again from any open state that is not already executing a fix.
@@ -97,6 +100,8 @@ def request_diagnosis(incident_id: int, *, trigger: str, actor: str = "quench") 
             allowed = AUTO_DIAGNOSE_FROM
             if incident.category in NEVER_DIAGNOSED_CATEGORIES:
                 return None, False  # a heartbeat firing is the monitoring working, not a fault
+            if incident.source == WATCHDOG_SOURCE:
+                return None, False  # Quench's own watchdog: its message already names the stall and the fix
             since = incident.regressed_at or incident.first_seen
             if trigger != "regressed" and incident.diagnoses.filter(created_at__gte=since).exists():
                 return None, False  # diagnosed in this life already: a spike is a human's to judge

@@ -123,6 +123,28 @@ def test_heartbeat_alerts_are_never_diagnosed(db, post_json, make_integration):
     assert not Diagnosis.objects.filter(incident_id=incident_id).exists()
 
 
+def test_the_watchdogs_own_incidents_are_not_diagnosed(db, settings):
+    """A stall of Quench is named by the watchdog itself; diagnosing it would only retrieve look-alikes."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from django_q.models import OrmQ
+
+    from incidents.models import Incident
+    from incidents.watchdog import run_watchdog
+
+    OrmQ.objects.create(key="quench", payload="x", lock=timezone.now() - timedelta(minutes=30))
+    assert run_watchdog()["queue_stalled"] == "raised"
+    incident = Incident.objects.get(service="quench")
+    for wakeup in IncidentWakeup.objects.filter(incident=incident):
+        handle_wakeup(wakeup.pk)
+    assert services.request_diagnosis(incident.pk, trigger="new") == (None, False)
+    assert not Diagnosis.objects.filter(incident=incident).exists()
+    # An engineer may still ask for one.
+    diagnosis, created = services.request_diagnosis(incident.pk, trigger="reanalyze")
+    assert created and diagnosis.incident_id == incident.pk
+
+
 def test_a_spike_does_not_rediagnose_an_incident_diagnosed_in_this_life(db, post_json, token):
     incident_id = _event(post_json, token)
     services.run_diagnosis(Diagnosis.objects.get(incident_id=incident_id).pk)

@@ -83,6 +83,25 @@ def test_a_stuck_incident_counts_from_when_it_entered_its_state(settings):
     assert run_watchdog()["stuck_incidents"] == "ok"
 
 
+def test_an_incident_the_pipeline_has_looked_at_is_waiting_for_a_human_not_stuck(settings):
+    """Triggered after a diagnosis found nothing to carry out, or woken up for attention: not Quench's stall."""
+    settings.QUENCH_WATCHDOG_STUCK_MINUTES = 30
+    hours_ago = timezone.now() - timedelta(hours=3)
+    diagnosed = IncidentFactory(first_seen=hours_ago, status="triggered")
+    ActivityFactory(incident=diagnosed, from_status="diagnosing", to_status="triggered", created_at=hours_ago)
+    woken = IncidentFactory(first_seen=hours_ago, status="triggered")
+    ActivityFactory(incident=woken, to_status="triggered", created_at=hours_ago)
+    ActivityFactory(incident=woken, kind="wakeup", created_at=hours_ago + timedelta(seconds=5))
+    assert run_watchdog()["stuck_incidents"] == "ok"
+
+    never_woken = IncidentFactory(first_seen=hours_ago, status="triggered")
+    ActivityFactory(incident=never_woken, to_status="triggered", created_at=hours_ago)
+    assert run_watchdog()["stuck_incidents"] == "raised"
+    message = Incident.objects.get(service="quench").message
+    assert f"#{never_woken.pk} (triggered)" in message
+    assert f"#{diagnosed.pk} " not in message and f"#{woken.pk} " not in message
+
+
 def test_the_queue_not_running():
     def waiting():
         OrmQ.objects.create(key="quench", payload="x", lock=timezone.now() - timedelta(minutes=30))
