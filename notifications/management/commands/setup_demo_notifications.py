@@ -9,6 +9,7 @@ from notifications.models import Channel
 
 WEBHOOK = "demo-webhook"
 EMAIL = "demo-email"
+EMAILED_EVENTS = ["approval_requested", "incident_escalated", "incident_resolved", "daily_summary"]
 
 
 class Command(BaseCommand):
@@ -25,10 +26,13 @@ class Command(BaseCommand):
         webhook.full_clean()
         webhook.save()
         email, _ = Channel.objects.get_or_create(
-            name=EMAIL, defaults={"kind": "email", "config": {"recipients": [options["email"]]}}
+            name=EMAIL,
+            # The console backend prints every message whole: the demo mails only what a person acts on.
+            defaults={"kind": "email", "config": {"recipients": [options["email"]]}, "events": EMAILED_EVENTS},
         )
         email.full_clean()
         self.stdout.write(
             f"Demo notification channels ready: {WEBHOOK} → {options['receiver_url']} (signed), "
-            f"{EMAIL} → {', '.join(email.config['recipients'])} (the email backend; console by default)."
+            f"{EMAIL} → {', '.join(email.config['recipients'])} (the email backend; console by default) for "
+            f"{', '.join(email.events) or 'every event'}."
         )
