@@ -17,19 +17,28 @@ UNDELIVERED_AFTER = timedelta(minutes=30)
 DEAD_WINDOW = timedelta(hours=24)
 
 
-def _someone_listens_for_approvals() -> bool:
-    """Whether an enabled channel takes approval requests (no channel at all is a choice, not a stall)."""
-    return any(
-        not channel.events or NotificationEvent.APPROVAL_REQUESTED in channel.events
-        for channel in Channel.objects.filter(enabled=True, is_escalation=False).only("events")
-    )
+def _listening_since() -> datetime | None:
+    """Since when an enabled channel takes approval requests; None when none does.
+
+    No channel at all is a choice, not a stall; and an approval requested before the first such
+    channel existed was never meant to reach one.
+    """
+    since = [
+        channel.created_at
+        for channel in Channel.objects.filter(enabled=True, is_escalation=False).only("events", "created_at")
+        if not channel.events or NotificationEvent.APPROVAL_REQUESTED in channel.events
+    ]
+    return min(since) if since else None
 
 
 def check_undelivered_approvals(now: datetime) -> Finding:
     """Pending approvals that no channel was told about: the people who must decide do not know."""
-    if not _someone_listens_for_approvals():
+    since = _listening_since()
+    if since is None:
         return OK
-    waiting = list(undelivered_approvals(UNDELIVERED_AFTER).values_list("pk", flat=True)[:20])
+    waiting = list(
+        undelivered_approvals(UNDELIVERED_AFTER).filter(created_at__gte=since).values_list("pk", flat=True)[:20]
+    )
     if not waiting:
         return OK
     return Finding(

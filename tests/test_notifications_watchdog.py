@@ -34,6 +34,7 @@ def old_approval():
 
 def test_an_approval_no_channel_was_told_about():
     channel = hook(events=["approval_requested"])
+    type(channel).objects.filter(pk=channel.pk).update(created_at=timezone.now() - timedelta(days=1))
     approvals = []
 
     def nobody_told():
@@ -52,6 +53,14 @@ def test_an_approval_no_channel_was_told_about():
 
     incident = fires_then_clears("undelivered_approvals", nobody_told, told)
     assert "1 pending approval(s) older than 30 minutes reached no channel" in incident.message
+
+
+def test_an_approval_from_before_any_channel_listened_is_not_counted():
+    old_approval()
+    channel = hook(events=["approval_requested"])
+    assert run_watchdog()["undelivered_approvals"] == "ok"
+    type(channel).objects.filter(pk=channel.pk).update(created_at=timezone.now() - timedelta(days=1))
+    assert run_watchdog()["undelivered_approvals"] == "raised"
 
 
 def test_a_recent_approval_is_not_yet_a_problem():
