@@ -52,7 +52,8 @@ def test_search_returns_ranked_hits(api, knowledge):
     assert top["id"] == knowledge["keyerror-stripe"].pk
     assert top["title"] == "KeyError 'customer_id' in Stripe webhook handler"
     assert top["kind"] == "incident_summary" and top["services"] == ["payments"]
-    assert top["matched"] == "both" and top["vector_score"] > 0 and top["text_rank"] > 0
+    assert top["matched"] == "both" and top["bm25"] > 0 and 0 < top["similarity"] <= 1
+    assert 0.5 < top["score"] <= 1
     assert {
         "score",
         "tags",
@@ -142,8 +143,8 @@ def test_similar_incidents(api, past_incidents):
     assert top["id"] == past_incidents["past-keyerror"].pk
     assert top["title"] == "KeyError: 'customer_id'"
     assert top["status"] == "resolved" and top["service"] == "payments"
-    assert top["matched"] in {"vector", "both"}
-    assert {"score", "vector_score", "text_rank", "severity", "last_seen", "resolved_at"} <= set(top)
+    assert top["matched"] == "identical" and top["score"] == 1.0
+    assert {"score", "bm25", "similarity", "severity", "last_seen", "resolved_at"} <= set(top)
     assert incident.pk not in {hit["id"] for hit in body["results"]}
 
 
