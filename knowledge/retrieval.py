@@ -59,7 +59,10 @@ BODY_B = 0.75
 # many rows are OR-matched through the GIN index (all of them when the corpus is this small).
 # A term found in more rows than that has too low an idf to find an entry on its own; it
 # still counts in the score of every candidate that has it.
-LEXICAL_CANDIDATES = 400
+LEXICAL_CANDIDATES = 200
+# A long query (a traceback, an incident signature) keeps its this many rarest terms: the
+# commonest add little to any score (idf near 0) and each costs a pass over every candidate.
+MAX_QUERY_TERMS = 32
 
 # --- semantic side ------------------------------------------------------------------------
 # HNSW candidate list sizes (`hnsw.ef_search`), by the shape of the query. A document (a
@@ -282,16 +285,12 @@ def rank(
             return [Candidate(pk, 0.0, 0.0, cosine, True, calibrated_score(0.0, cosine)) for pk, cosine in ordered]
         terms, stats = _query_terms(corpus, text)
         pool = set(neighbours) | set(_lexical_candidates(queryset, terms, stats))
-        scored = _bm25(corpus, pool, terms, stats) if terms else {}
-        missing = [pk for pk in pool if pk not in neighbours]
-        similarities = {**neighbours, **_cosines(queryset, vector, missing)}
+        measures = _measure(corpus, pool, terms, stats, vector)
     idf_total = sum(idf for _, idf in terms) or 1.0
     candidates = []
-    for pk in pool:
-        bm25 = scored.get(pk, 0.0)
+    for pk, (bm25, similarity) in measures.items():
         if not semantic and bm25 <= 0:
             continue
-        similarity = similarities.get(pk, 0.0)
         normalized = min(1.0, bm25 / idf_total)
         candidates.append(
             Candidate(pk, bm25, normalized, similarity, pk in neighbours, calibrated_score(normalized, similarity))
@@ -334,61 +333,79 @@ def _query_terms(corpus: _Corpus, text: str) -> tuple[list[tuple[str, float]], d
     stats["frequencies"] = frequencies
     terms = [
         (term, math.log(1.0 + (documents - df + 0.5) / (df + 0.5)))
-        for term, df in sorted(frequencies.items(), key=lambda item: (item[1], item[0]))
+        for term, df in sorted(frequencies.items(), key=lambda item: (item[1], item[0]))[:MAX_QUERY_TERMS]
     ]
     return terms, stats
 
 
 def _lexical_candidates(queryset: QuerySet, terms: list[tuple[str, float]], stats: dict) -> list[int]:
-    """Ids of the rows that contain any of the query's rarer terms (GIN), as many terms as fit the budget."""
-    chosen, postings = [], 0
+    """Ids of rows with the query's rarer terms (GIN): as many terms, rarest first, as fit the budget.
+
+    When common terms are left over (all of a short query's terms may be common in a large
+    knowledge base), the budget's remainder goes to rows that have one of them in their
+    title or tags, where BM25F weighs a term most.
+    """
+    rare, common, postings = [], [], 0
     for term, _ in terms:  # rarest first
         df = stats["frequencies"][term]
-        if stats["documents"] > LEXICAL_CANDIDATES and postings + df > LEXICAL_CANDIDATES:
-            break
-        chosen.append(term)
-        postings += df
-    if not chosen:
-        return []
+        if not common and (stats["documents"] <= LEXICAL_CANDIDATES or postings + df <= LEXICAL_CANDIDATES):
+            rare.append(term)
+            postings += df
+        else:
+            common.append(term)
+    ids: list[int] = []
     # Lexemes are letters and digits only (knowledge_words), so quoting them is enough.
-    query = SearchQuery(" | ".join(f"'{term}'" for term in chosen), search_type="raw", config="simple")
     # No ORDER BY: the model's default ordering would make PostgreSQL sort every match.
-    return list(queryset.filter(lexemes=query).order_by().values_list("pk", flat=True))
+    if rare:
+        query = SearchQuery(" | ".join(f"'{term}'" for term in rare), search_type="raw", config="simple")
+        ids += queryset.filter(lexemes=query).order_by().values_list("pk", flat=True)
+    if common and len(ids) < LEXICAL_CANDIDATES:
+        query = SearchQuery(" | ".join(f"'{term}':AB" for term in common), search_type="raw", config="simple")
+        ids += (
+            queryset.filter(lexemes=query)
+            .exclude(pk__in=ids)
+            .order_by()
+            .values_list("pk", flat=True)[: LEXICAL_CANDIDATES - len(ids)]
+        )
+    return ids
 
 
-def _bm25(corpus: _Corpus, pool: set[int], terms: list[tuple[str, float]], stats: dict) -> dict[int, float]:
-    """BM25F of every pooled row over all query terms (rows with none of them are absent).
+def _measure(
+    corpus: _Corpus, pool: set[int], terms: list[tuple[str, float]], stats: dict, vector: Sequence[float]
+) -> dict[int, tuple[float, float]]:
+    """(BM25F, cosine similarity) of every pooled row, from one read of each row.
 
-    Per term: tf̃ = Σ_field weight · tf_field / (1 − b + b · length_field / average_field),
-    then idf · tf̃ / (k1 + tf̃) — one saturation over the weighted fields, as BM25F has it,
-    so a term in both title and body does not count twice as much as one saturated field.
+    BM25F per query term: tf̃ = Σ_field weight · tf_field / (1 − b + b · length_field /
+    average_field), then idf · tf̃ / (k1 + tf̃): one saturation over the weighted fields, as
+    BM25F has it, so a term in both title and body does not count as two saturated fields.
+    The tsvector's position weight labels say the field (A title, B tags, D body).
     """
-    if not pool or not terms:
+    if not pool:
         return {}
     idf = dict(terms)
     title_average = stats["title_average"] or 1.0
     body_average = stats["body_average"] or 1.0
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT e.id, {corpus.title_length}, e.body_length, u.lexeme, u.weights"  # noqa: S608 (constants)
-            f" FROM {corpus.table} e, unnest(e.lexemes) u WHERE e.id = ANY(%s) AND u.lexeme = ANY(%s)",
-            [list(pool), list(idf)],
+            f"SELECT e.id, e.embedding <=> %s::vector, {corpus.title_length}, e.body_length,"  # noqa: S608 (constants)
+            " ARRAY(SELECT u.lexeme || ' ' || array_to_string(u.weights, '') FROM unnest(e.lexemes) u"
+            "   WHERE u.lexeme = ANY(%s))"
+            f" FROM {corpus.table} e WHERE e.id = ANY(%s)",
+            [str(_as_list(vector)), list(idf), list(pool)],
         )
         rows = cursor.fetchall()
-    scores: dict[int, float] = {}
-    for pk, title_length, body_length, term, weights in rows:
-        title_norm = 1.0 - TITLE_B + TITLE_B * (title_length or 0) / title_average
-        body_norm = 1.0 - BODY_B + BODY_B * (body_length or 0) / body_average
-        tf = 0.0
-        for label in weights:
-            if label == "A":
-                tf += FIELD_WEIGHTS["A"] / title_norm
-            elif label == "B":
-                tf += FIELD_WEIGHTS["B"]
-            else:
-                tf += FIELD_WEIGHTS["D"] / body_norm
-        scores[pk] = scores.get(pk, 0.0) + idf[term] * tf / (K1 + tf)
-    return scores
+    measures: dict[int, tuple[float, float]] = {}
+    for pk, distance, title_length, body_length, postings in rows:
+        title_weight = FIELD_WEIGHTS["A"] / (1.0 - TITLE_B + TITLE_B * (title_length or 0) / title_average)
+        body_weight = FIELD_WEIGHTS["D"] / (1.0 - BODY_B + BODY_B * (body_length or 0) / body_average)
+        score = 0.0
+        for posting in postings:
+            term, labels = posting.split(" ")
+            tf = labels.count("A") * title_weight + labels.count("B") * FIELD_WEIGHTS["B"]
+            tf += labels.count("D") * body_weight
+            score += idf[term] * tf / (K1 + tf)
+        measures[pk] = (score, 1.0 - distance if distance is not None else 0.0)
+    return measures
 
 
 def _vector_ranking(
@@ -410,19 +427,6 @@ def _vector_ranking(
     )
     # relaxed_order may return a row slightly out of place; the exact distance puts it back.
     return sorted(((pk, 1.0 - distance) for pk, distance in rows), key=lambda row: -row[1])
-
-
-def _cosines(queryset: QuerySet, vector: Sequence[float], ids: list[int]) -> dict[int, float]:
-    """Exact cosine similarity of these rows to the query (the lexical side's candidates)."""
-    if not ids:
-        return {}
-    rows = (
-        queryset.filter(pk__in=ids, embedding__isnull=False)
-        .order_by()
-        .annotate(distance=CosineDistance("embedding", vector))
-        .values_list("pk", "distance")
-    )
-    return {pk: 1.0 - distance for pk, distance in rows}
 
 
 def _matched(candidate: Candidate) -> str:
