@@ -385,7 +385,8 @@ def main() -> None:
     print(f"recall by shape (ann/strict): {shapes}")
     print(
         f"recall@10, service: {filtered_recall['all']['ann']:.3f}  (searches filtered to one service vs an exact "
-        f"scan of its rows; strict {filtered_recall['all']['strict']:.3f})"
+        f"scan of its rows; strict {filtered_recall['all']['strict']:.3f}; filters of ≤ "
+        f"{retrieval.EXACT_SCAN_ROWS:,} rows are ranked exactly)"
     )
 
     lexical_shapes = ", ".join(f"{shape} {value:.3f}" for shape, value in lexical_recall.items() if shape != "all")

@@ -31,6 +31,7 @@ live in one column but are not comparable.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -59,7 +60,7 @@ BODY_B = 0.75
 # many rows are OR-matched through the GIN index (all of them when the corpus is this small).
 # A term found in more rows than that has too low an idf to find an entry on its own; it
 # still counts in the score of every candidate that has it.
-LEXICAL_CANDIDATES = 200
+LEXICAL_CANDIDATES = 100
 # A long query (a traceback, an incident signature) keeps its this many rarest terms: the
 # commonest add little to any score (idf near 0) and each costs a pass over every candidate.
 MAX_QUERY_TERMS = 32
@@ -86,6 +87,13 @@ MAX_PHRASE_WORDS = 16
 # 0.983 at 38 ms, 5,000 0.977 at 31 ms. A rarer service does not get here: the planner reads
 # its rows through the GIN index on `services` and ranks them exactly.
 MAX_SCAN_TUPLES = 10_000
+# A search filtered (kind, service) to at most this many rows ranks them by exact distance
+# instead: on the benchmark, one service's or one kind's ~5,000 of 100,000 rows take p50 1.3
+# ms to scan exactly, against p95 45 ms for an iterative HNSW scan of 10,000 tuples (which
+# also misses 1% of the true neighbours) — provided the vectors are stored in the row, not
+# in TOAST (migration 0005 sets STORAGE MAIN): fetched from TOAST, the same scan took 31 ms.
+# Whether a filter is that selective is the planner's estimate (EXPLAIN, no rows read).
+EXACT_SCAN_ROWS = 20_000
 
 # --- fusion and calibration -----------------------------------------------------------------
 # score = 1 / (1 + exp(-(SCORE_BIAS + LEXICAL_WEIGHT·lexical + SEMANTIC_WEIGHT·cosine))),
@@ -222,7 +230,9 @@ def similar_incidents(incident, k: int = 5, *, services: Iterable[str] | None = 
     ]
     if len(hits) < k:
         # A signature is a document (exception, message, frames, service), never a search phrase.
-        candidates = rank(SIGNATURES, queryset, text, _as_list(vector), k - len(hits), ef_search=EF_SEARCH)
+        candidates = rank(
+            SIGNATURES, queryset, text, _as_list(vector), k - len(hits), ef_search=EF_SEARCH, filtered=bool(services)
+        )
         hits += _hits(queryset, candidates, _signature_hit)
     return hits
 
@@ -255,7 +265,17 @@ def _search_entries(text, k, kinds, services, *, semantic: bool, lexical: bool) 
         queryset = queryset.filter(services__overlap=services)
     vector = provider.embed_one(text)
     ef_search = EF_SEARCH if len(text.split()) > MAX_PHRASE_WORDS else EF_SEARCH_PHRASE
-    candidates = rank(KNOWLEDGE, queryset, text, vector, k, ef_search=ef_search, semantic=semantic, lexical=lexical)
+    candidates = rank(
+        KNOWLEDGE,
+        queryset,
+        text,
+        vector,
+        k,
+        ef_search=ef_search,
+        semantic=semantic,
+        lexical=lexical,
+        filtered=bool(kinds or services),
+    )
     return _hits(queryset, candidates, _entry_hit)
 
 
@@ -270,21 +290,27 @@ def rank(
     semantic: bool = True,
     lexical: bool = True,
     keep_all: bool = False,
+    filtered: bool = False,
 ) -> list[Candidate]:
     """The best `k` candidates of `queryset` for `text` / `vector`, by calibrated score.
 
     With `lexical` off only the semantic side's nearest rows are ranked (by cosine, nothing
     left out); with `semantic` off only rows sharing a query term are. `keep_all` returns
     the whole scored pool, relevant or not (the benchmark fits the calibration on it).
+    `filtered`: the queryset is restricted by kind or service, so it may be small enough to
+    rank exactly (`EXACT_SCAN_ROWS`).
     """
     limit = max(MIN_CANDIDATES, k * CANDIDATES_PER_RESULT)
     with transaction.atomic():
-        neighbours = dict(_vector_ranking(queryset, vector, limit, ef_search)) if semantic else {}
+        exact = filtered and semantic and _at_most(queryset, EXACT_SCAN_ROWS)
+        neighbours = dict(_vector_ranking(queryset, vector, limit, ef_search, exact=exact)) if semantic else {}
         if not lexical:
             ordered = sorted(neighbours.items(), key=lambda row: (-row[1], row[0]))[:k]
             return [Candidate(pk, 0.0, 0.0, cosine, True, calibrated_score(0.0, cosine)) for pk, cosine in ordered]
         terms, stats = _query_terms(corpus, text)
-        pool = set(neighbours) | set(_lexical_candidates(queryset, terms, stats))
+        # With the semantic side on, its neighbours are the pool for common terms; alone,
+        # the lexical side needs candidates for them too.
+        pool = set(neighbours) | set(_lexical_candidates(queryset, terms, stats, common_terms=not semantic))
         measures = _measure(corpus, pool, terms, stats, vector)
     idf_total = sum(idf for _, idf in terms) or 1.0
     candidates = []
@@ -338,12 +364,15 @@ def _query_terms(corpus: _Corpus, text: str) -> tuple[list[tuple[str, float]], d
     return terms, stats
 
 
-def _lexical_candidates(queryset: QuerySet, terms: list[tuple[str, float]], stats: dict) -> list[int]:
+def _lexical_candidates(
+    queryset: QuerySet, terms: list[tuple[str, float]], stats: dict, *, common_terms: bool = False
+) -> list[int]:
     """Ids of rows with the query's rarer terms (GIN): as many terms, rarest first, as fit the budget.
 
-    When common terms are left over (all of a short query's terms may be common in a large
-    knowledge base), the budget's remainder goes to rows that have one of them in their
-    title or tags, where BM25F weighs a term most.
+    With `common_terms`, when common terms are left over (all of a short query's terms may
+    be common in a large knowledge base), the budget's remainder goes to rows that have one
+    of them in their title or tags, where BM25F weighs a term most. That costs a heap
+    recheck per row, so the hybrid search leaves common terms to the semantic side's pool.
     """
     rare, common, postings = [], [], 0
     for term, _ in terms:  # rarest first
@@ -359,7 +388,7 @@ def _lexical_candidates(queryset: QuerySet, terms: list[tuple[str, float]], stat
     if rare:
         query = SearchQuery(" | ".join(f"'{term}'" for term in rare), search_type="raw", config="simple")
         ids += queryset.filter(lexemes=query).order_by().values_list("pk", flat=True)
-    if common and len(ids) < LEXICAL_CANDIDATES:
+    if common_terms and common and len(ids) < LEXICAL_CANDIDATES:
         query = SearchQuery(" | ".join(f"'{term}':AB" for term in common), search_type="raw", config="simple")
         ids += (
             queryset.filter(lexemes=query)
@@ -408,23 +437,43 @@ def _measure(
     return measures
 
 
+def _at_most(queryset: QuerySet, rows: int) -> bool:
+    """Whether the planner expects `queryset` to have at most `rows` rows (its statistics; no rows are read)."""
+    sql, params = queryset.order_by().values("pk").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return plan[0]["Plan"]["Plan Rows"] <= rows
+
+
 def _vector_ranking(
-    queryset: QuerySet, vector: Sequence[float], limit: int, ef_search: int = EF_SEARCH
+    queryset: QuerySet, vector: Sequence[float], limit: int, ef_search: int = EF_SEARCH, *, exact: bool = False
 ) -> list[tuple[int, float]]:
-    """(id, cosine similarity), nearest first, through the HNSW index with a candidate list of `ef_search`."""
+    """(id, cosine similarity), nearest first: through the HNSW index with a candidate list of
+    `ef_search`, or, when `exact`, by computing every row's distance (a small filtered set)."""
     with connection.cursor() as cursor:
         # set_config(..., true) is SET LOCAL with parameters: the enclosing transaction only.
-        cursor.execute(
-            "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'relaxed_order', true),"
-            " set_config('hnsw.max_scan_tuples', %s, true)",
-            [str(max(ef_search, limit)), str(MAX_SCAN_TUPLES)],
-        )
+        if exact:
+            # No index scan: the HNSW one would win the plan; bitmap scans of the filter stay.
+            cursor.execute("SELECT set_config('enable_indexscan', 'off', true)")
+        else:
+            cursor.execute(
+                "SELECT set_config('hnsw.ef_search', %s, true),"
+                " set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.max_scan_tuples', %s, true)",
+                [str(max(ef_search, limit)), str(MAX_SCAN_TUPLES)],
+            )
     rows = (
         queryset.filter(embedding__isnull=False)
         .annotate(distance=CosineDistance("embedding", vector))
         .order_by("distance")
         .values_list("pk", "distance")[:limit]
     )
+    rows = list(rows)
+    if exact:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('enable_indexscan', 'on', true)")
     # relaxed_order may return a row slightly out of place; the exact distance puts it back.
     return sorted(((pk, 1.0 - distance) for pk, distance in rows), key=lambda row: -row[1])
 

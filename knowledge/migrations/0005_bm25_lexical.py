@@ -154,6 +154,20 @@ INSERT INTO knowledge_lexicalcorpus (name, documents, title_length, body_length)
   SELECT 'signatures', count(*), 0, coalesce(sum(body_length), 0) FROM knowledge_incidentsignature;
 """
 
+# Vectors in the row, not in TOAST: a pgvector column is EXTERNAL by default, and with a body
+# and lexemes beside it the row passes the 2 kB TOAST threshold, so the vector (the largest
+# attribute) went out of line and every distance computed from the heap cost a TOAST index
+# lookup. MAIN moves the body and lexemes out first. Rows written before keep their layout
+# until rewritten (`manage.py reembed`).
+INLINE_VECTORS = """
+ALTER TABLE knowledge_knowledgeentry ALTER COLUMN embedding SET STORAGE MAIN;
+ALTER TABLE knowledge_incidentsignature ALTER COLUMN embedding SET STORAGE MAIN;
+"""
+TOASTED_VECTORS = """
+ALTER TABLE knowledge_knowledgeentry ALTER COLUMN embedding SET STORAGE EXTERNAL;
+ALTER TABLE knowledge_incidentsignature ALTER COLUMN embedding SET STORAGE EXTERNAL;
+"""
+
 DROP_TRIGGERS = """
 DROP TRIGGER IF EXISTS knowledge_terms_insert ON knowledge_knowledgeentry;
 DROP TRIGGER IF EXISTS knowledge_terms_update ON knowledge_knowledgeentry;
@@ -293,4 +307,5 @@ class Migration(migrations.Migration):
             index=django.contrib.postgres.indexes.GinIndex(fields=["lexemes"], name="knowledge_lexemes_gin"),
         ),
         migrations.RunSQL(TRIGGERS, DROP_TRIGGERS),
+        migrations.RunSQL(INLINE_VECTORS, TOASTED_VECTORS),
     ]
