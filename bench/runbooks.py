@@ -205,7 +205,6 @@ def main() -> None:
         document = parse_document(path.read_text(encoding="utf-8"), fallback_title=path.stem)
         runbooks[path.relative_to(folder).as_posix()] = (document.title, document.body)
 
-    first, second = halves(queries)
     print(f"{len(runbooks)} runbooks, {len(queries)} queries ({args.data}); top {K}")
     print(line("BM25 baseline (rank-bm25)", baseline_ranks(runbooks, queries)))
     print(line("Quench lexical (BM25F)", quench_ranks(retrieval.text_search, queries, path_of)))
@@ -242,7 +241,6 @@ def main() -> None:
                 f"r@1 {one['r@1']:.3f}/{two['r@1']:.3f}  r@3 {one['r@3']:.3f}/{two['r@3']:.3f}  "
                 f"MRR {one['mrr']:.3f}/{two['mrr']:.3f}"
             )
-    del first, second
 
 
 if __name__ == "__main__":
