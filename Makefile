@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export DEBUG ?= true
 
-.PHONY: run test lint format stop bench-ingest bench-grouping bench-retrieval bench-pipeline migrate clean
+.PHONY: run test lint format stop bench-ingest bench-grouping bench-retrieval bench-pipeline bench-runbooks migrate clean
 
 $(STAMP): requirements/base.txt requirements/test.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -65,6 +65,11 @@ bench-fixes: migrate
 bench-grouping: $(STAMP)
 	$(PY) -m pip install --quiet -r requirements/bench.txt
 	$(PY) bench/grouping.py
+
+# Runbook retrieval on ../shared/data/runbooks (or RUNBOOKS_DATA=DIR), next to rank-bm25.
+bench-runbooks: $(STAMP)
+	$(PY) -m pip install --quiet -r requirements/bench.txt
+	$(PY) bench/runbooks.py $(if $(RUNBOOKS_DATA),--data $(RUNBOOKS_DATA))
 
 clean: stop
 	rm -rf $(VENV) var

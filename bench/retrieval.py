@@ -8,8 +8,8 @@
    bench/ingest.py.
 2. Generates realistic entries (bench/retrieval_text.py), embeds them with the current
    provider in batches (that time alone gives texts/s) and loads them with psycopg
-   binary COPY, the HNSW and GIN indexes dropped first (the generated tsvector column
-   is computed during the COPY).
+   binary COPY, the HNSW and GIN indexes dropped first (the generated lexemes and field
+   lengths are computed during the COPY, and its statement trigger counts the terms).
 3. Rebuilds the indexes as the migrations define them, timing each (the HNSW one is
    the expensive one).
 4. Runs the queries through `knowledge.retrieval.search` (the real hybrid service) and
@@ -22,6 +22,9 @@
    line, a paraphrase); see bench/retrieval_text.py. Then the same for searches filtered
    to one service (an iterative HNSW scan that skips other services' rows) against an
    exact scan of that service's rows.
+6. Recall@10 of the lexical side (BM25F over the pooled candidates: the query's rarer
+   terms' postings plus the semantic neighbours) against exact BM25F over every row that
+   has any query term.
 
 The database is dropped at the end unless --keep is given (then reruns may --skip-load).
 """
@@ -41,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # QUENCH_BENCH_DB_NAME lets two runs share one server without dropping each other's database.
 DB_NAME = os.environ.get("QUENCH_BENCH_DB_NAME", "quench_bench_retrieval")
 TABLE = "knowledge_knowledgeentry"
-INDEX_NAMES = ("knowledge_embedding_hnsw", "knowledge_search_gin", "knowledge_services_gin")
+INDEX_NAMES = ("knowledge_embedding_hnsw", "knowledge_lexemes_gin", "knowledge_services_gin")
 BATCH = 2_000
 
 os.environ.update(
@@ -255,11 +258,46 @@ def recall_at_10(queries, provider, services: list[str] | None = None) -> dict[s
     }
 
 
+def lexical_recall_at_10(queries, provider) -> dict[str, float]:
+    """Share of the exact BM25F top 10 (every row with any query term scored) that `text_search` returns."""
+    from django.contrib.postgres.search import SearchQuery
+    from django.db import transaction
+
+    from knowledge import retrieval
+    from knowledge.models import KnowledgeEntry
+
+    found = total = 0
+    by_shape: dict[str, list[int]] = {}
+    for query in queries:
+        with transaction.atomic():
+            terms, stats = retrieval._query_terms(retrieval.KNOWLEDGE, query.text)
+            if not terms:
+                continue
+            matching = SearchQuery(" | ".join(f"'{term}'" for term, _ in terms), search_type="raw", config="simple")
+            pool = set(KnowledgeEntry.objects.filter(lexemes=matching).order_by().values_list("pk", flat=True))
+            vector = provider.embed_one(query.text)
+            scores = {
+                pk: bm25
+                for pk, (bm25, _) in retrieval._measure(retrieval.KNOWLEDGE, pool, terms, stats, vector).items()
+            }
+        exact = sorted(scores, key=lambda pk: (-scores[pk], pk))[:10]
+        threshold = scores[exact[-1]] - 1e-9
+        pooled = retrieval.text_search(query.text, 10)
+        within = sum((hit.bm25 or 0.0) >= threshold for hit in pooled)
+        found += min(within, len(exact))
+        total += len(exact)
+        shape = by_shape.setdefault(query.shape, [0, 0])
+        shape[0] += min(within, len(exact))
+        shape[1] += len(exact)
+    return {"all": found / total if total else 0.0, **{s: f / t for s, (f, t) in by_shape.items() if t}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=400)
     parser.add_argument("--recall-queries", type=int, default=400)
+    parser.add_argument("--lexical-recall-queries", type=int, default=100)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--skip-load", action="store_true", help="reuse a database kept with --keep")
     parser.add_argument(
@@ -304,6 +342,7 @@ def main() -> None:
     by_kind = time_queries(retrieval.search, queries, kinds=["runbook"])
     recall = recall_at_10(queries[: args.recall_queries], provider)
     filtered_recall = recall_at_10(queries[: args.recall_queries], provider, services=["payments"])
+    lexical_recall = lexical_recall_at_10(queries[: args.lexical_recall_queries], provider)
 
     print(f"machine: {os.cpu_count()} cores; provider {provider.name}; {rows:,} entries ({size} with indexes)")
     print(f"server:         shared_buffers {shared_buffers}; HNSW index {hnsw_size}")
@@ -321,12 +360,13 @@ def main() -> None:
             print(f"index build:    {name} {seconds:.1f} s")
     print(
         f"settings:       hnsw.ef_search={retrieval.EF_SEARCH} for documents, {retrieval.EF_SEARCH_PHRASE} for "
-        f"phrases (≤ {retrieval.MAX_PHRASE_WORDS} words); candidates per side ≥ {retrieval.MIN_CANDIDATES}"
+        f"phrases (≤ {retrieval.MAX_PHRASE_WORDS} words); semantic candidates ≥ {retrieval.MIN_CANDIDATES}, "
+        f"lexical postings ≤ {retrieval.LEXICAL_CANDIDATES}"
     )
     for label, result in (
         ("hybrid search", hybrid),
         ("vector only", vector),
-        ("full-text only", text),
+        ("BM25F only", text),
         ("hybrid, service", filtered),
         ("hybrid, runbooks", by_kind),
     ):
@@ -345,7 +385,14 @@ def main() -> None:
     print(f"recall by shape (ann/strict): {shapes}")
     print(
         f"recall@10, service: {filtered_recall['all']['ann']:.3f}  (searches filtered to one service vs an exact "
-        f"scan of its rows; strict {filtered_recall['all']['strict']:.3f})"
+        f"scan of its rows; strict {filtered_recall['all']['strict']:.3f}; filters of ≤ "
+        f"{retrieval.EXACT_SCAN_ROWS:,} rows are ranked exactly)"
+    )
+
+    lexical_shapes = ", ".join(f"{shape} {value:.3f}" for shape, value in lexical_recall.items() if shape != "all")
+    print(
+        f"BM25F recall@10: {lexical_recall['all']:.3f}  (pooled candidates vs exact BM25F over every row with a "
+        f"query term; {min(len(queries), args.lexical_recall_queries)} queries; {lexical_shapes})"
     )
 
     if not args.keep:

@@ -58,7 +58,7 @@ class KnowledgeEntryAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         # The list never shows the vector or the tsvector: don't fetch them for every row.
-        return super().get_queryset(request).defer("embedding", "search_vector")
+        return super().get_queryset(request).defer("embedding", "lexemes")
 
     @admin.display(description="Incident", ordering="incident_id")
     def incident_link(self, obj):
@@ -158,7 +158,7 @@ class IncidentSignatureAdmin(ReadOnlyAdmin):
     readonly_fields = fields
 
     def get_queryset(self, request):
-        return super().get_queryset(request).defer("embedding", "search_vector")
+        return super().get_queryset(request).defer("embedding", "lexemes")
 
     @admin.display(description="Incident", ordering="incident_id")
     def incident_link(self, obj):

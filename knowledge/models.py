@@ -10,14 +10,23 @@ from __future__ import annotations
 
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
-from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Func, Q
 from pgvector.django import HnswIndex, VectorField
 
 from knowledge.embeddings import EMBEDDING_DIMENSION
 
-__all__ = ["EMBEDDING_DIMENSION", "DeadLetter", "IncidentSignature", "KnowledgeEntry", "KnowledgeKind", "KnowledgePath"]
+__all__ = [
+    "EMBEDDING_DIMENSION",
+    "DeadLetter",
+    "IncidentSignature",
+    "KnowledgeEntry",
+    "KnowledgeKind",
+    "KnowledgePath",
+    "LexicalCorpus",
+    "LexicalTerm",
+]
 
 
 class KnowledgeKind(models.TextChoices):
@@ -39,14 +48,18 @@ class KnowledgePath(models.TextChoices):
     MANUAL = "manual", "Manual"
 
 
-def _search_vector(*, primary: str, secondary: str | None = None):
-    # A generated column: PostgreSQL keeps it current on every write, so no code path
-    # (admin, import, bulk update) can forget to refresh it. 'english' is a constant
-    # regconfig, which makes to_tsvector immutable as a generated column requires.
-    vector = SearchVector(primary, weight="A", config="english")
-    if secondary:
-        vector = vector + SearchVector(secondary, weight="B", config="english")
-    return vector
+# The lexical side of retrieval (BM25F, knowledge.retrieval) reads generated columns: PostgreSQL
+# keeps them current on every write, so no code path (admin, import, COPY, bulk update) can
+# forget to refresh them. The SQL functions they call (migration 0005) split camelCase and
+# snake_case words, drop punctuation and bare numbers, and stem with the 'english' dictionary
+# (stop words out); each field's lexemes carry its weight label: A title, B tags, D body.
+def _lexemes(*fields: str) -> Func:
+    return Func(*(F(name) for name in fields), function="knowledge_lexemes", output_field=SearchVectorField())
+
+
+def _term_count(field: str) -> Func:
+    # A field's length for BM25's length normalization: its number of distinct lexemes.
+    return Func(F(field), function="knowledge_term_count", output_field=models.IntegerField())
 
 
 class KnowledgeEntry(models.Model):
@@ -79,10 +92,14 @@ class KnowledgeEntry(models.Model):
     embedding = VectorField(dimensions=EMBEDDING_DIMENSION, null=True, blank=True)
     embedding_provider = models.CharField(max_length=50, blank=True)
     embedding_dimension = models.PositiveIntegerField(null=True, blank=True)
-    search_vector = models.GeneratedField(
-        expression=_search_vector(primary="title", secondary="body"),
-        output_field=SearchVectorField(),
-        db_persist=True,
+    lexemes = models.GeneratedField(
+        expression=_lexemes("title", "tags", "body"), output_field=SearchVectorField(), db_persist=True
+    )
+    title_length = models.GeneratedField(
+        expression=_term_count("title"), output_field=models.IntegerField(), db_persist=True
+    )
+    body_length = models.GeneratedField(
+        expression=_term_count("body"), output_field=models.IntegerField(), db_persist=True
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -120,7 +137,8 @@ class KnowledgeEntry(models.Model):
                 ef_construction=400,
                 opclasses=["vector_cosine_ops"],
             ),
-            GinIndex(fields=["search_vector"], name="knowledge_search_gin"),
+            # OR-matching of a query's rarer terms (BM25 candidates), `lexemes @@ 'a' | 'b'`.
+            GinIndex(fields=["lexemes"], name="knowledge_lexemes_gin"),
             # Searches filtered to a service (`services && ARRAY[...]`). For a common service
             # the planner keeps the HNSW scan and filters as it goes; for a rare one it reads
             # the few matching rows through this index and ranks them exactly, where without
@@ -149,10 +167,9 @@ class IncidentSignature(models.Model):
     text = models.TextField()
     embedding = VectorField(dimensions=EMBEDDING_DIMENSION)
     embedding_provider = models.CharField(max_length=50)
-    search_vector = models.GeneratedField(
-        expression=_search_vector(primary="text"),
-        output_field=SearchVectorField(),
-        db_persist=True,
+    lexemes = models.GeneratedField(expression=_lexemes("text"), output_field=SearchVectorField(), db_persist=True)
+    body_length = models.GeneratedField(
+        expression=_term_count("text"), output_field=models.IntegerField(), db_persist=True
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -166,7 +183,7 @@ class IncidentSignature(models.Model):
                 ef_construction=64,
                 opclasses=["vector_cosine_ops"],
             ),
-            GinIndex(fields=["search_vector"], name="incident_signature_search_gin"),
+            GinIndex(fields=["lexemes"], name="incident_signature_lexemes_gin"),
             models.Index(fields=["embedding_provider"], name="incident_signature_provider"),
         ]
 
@@ -204,3 +221,40 @@ class DeadLetter(models.Model):
     def __str__(self) -> str:
         state = "resolved" if self.resolved_at else f"unresolved after {self.attempts} attempt(s)"
         return f"{self.operation} #{self.pk} ({state})"
+
+
+class LexicalCorpus(models.Model):
+    """The collection statistics BM25 needs for one searchable table: documents and total field lengths.
+
+    Kept current by statement-level triggers on the table (migration 0005), in the writing
+    transaction, so the average field lengths are never stale; `name` is "knowledge" or
+    "signatures".
+    """
+
+    name = models.CharField(max_length=20, primary_key=True)
+    documents = models.BigIntegerField(default=0)
+    title_length = models.BigIntegerField(default=0, help_text="Sum of the documents' title lengths (lexemes).")
+    body_length = models.BigIntegerField(default=0, help_text="Sum of the documents' body lengths (lexemes).")
+
+    class Meta:
+        verbose_name_plural = "lexical corpora"
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.documents} documents"
+
+
+class LexicalTerm(models.Model):
+    """How many documents of a corpus contain a lexeme (its document frequency), for BM25's idf.
+
+    Maintained by the same triggers as `LexicalCorpus`: an insert, update or delete of a
+    row adds or subtracts its distinct lexemes in the same statement, so retrieval reads a
+    query's document frequencies with one index lookup per term instead of counting matches.
+    """
+
+    pk = models.CompositePrimaryKey("corpus", "term")
+    corpus = models.CharField(max_length=20)
+    term = models.TextField()
+    documents = models.IntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.term} in {self.documents} {self.corpus} documents"

@@ -1,41 +1,71 @@
 """Retrieval: hybrid search over knowledge entries and over the signatures of past incidents.
 
-Two rankings are made for a query and fused:
+Each search makes a pool of candidates from two sides and scores every candidate on both:
 
-- **vector**: cosine distance (`<=>`) between the query's embedding and the stored ones,
-  served by the HNSW indexes. `hnsw.ef_search` is set per query (`set_config(..., true)`
-  is `SET LOCAL`, so it lasts for this transaction only); iterative index scans
-  (pgvector ≥ 0.8) keep a filtered search (kind, service) from coming back short.
-- **full-text**: `websearch_to_tsquery('english', ...)` on the generated `search_vector`
-  column (GIN), ranked by `ts_rank_cd`. It finds what embeddings blur: an exact error
-  code, an identifier, a ticket number. A long text (a traceback, an incident
-  signature) is not a search phrase; it reorders the vector side's candidates by any
-  of its words instead (see `_text_ranking`).
+- **lexical (BM25F)**: the query is cut into lexemes exactly as documents are (the SQL
+  function `knowledge_query_lexemes`: camelCase and snake_case split, punctuation and bare
+  numbers out, 'english' stop words and stemming). Candidates are the entries that contain
+  any of the query's rarer terms (OR-matching through the GIN index on `lexemes`), as many
+  terms, rarest first, as fit in `LEXICAL_CANDIDATES` postings; the document frequencies
+  come from `LexicalTerm`, kept current by triggers. Every candidate is then scored with
+  BM25F over all query terms: term frequencies per field (title, tags, body: the weight
+  labels of the stored tsvector), each field length-normalized against the corpus average
+  (`LexicalCorpus`), weighted, summed and saturated once (Robertson & Zaragoza 2009).
+- **semantic**: cosine similarity between the query's embedding and the stored ones,
+  nearest first through the HNSW index (`hnsw.ef_search` per query by its shape; iterative
+  scans keep a filtered search from coming back short), and computed exactly for the
+  lexical side's candidates too.
 
-Reciprocal rank fusion (`1 / (60 + rank)` summed over the rankings a row appears in)
-merges them without having to calibrate a cosine similarity against a text rank.
+The two are fused into one **calibrated score** in 0..1: a logistic function of the
+normalized BM25 (`bm25 / Σ idf` of the query's known terms: the share of the query's
+information an entry matches, comparable across queries) and of the cosine. Its weights
+were fitted by logistic regression on the runbook benchmark (bench/runbooks.py --fit:
+relevant against irrelevant candidates) and checked on the other half of its queries, so
+the score reads as "how likely is this the right document". Ranking is by that score.
+A row that matches no query term and is no near neighbour (score below `MIN_SCORE`) is
+not returned: a search for "currency" does not list everything.
+
 Every query is restricted to vectors of the current provider: vectors of two providers
 live in one column but are not comparable.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVectorExact
+from django.contrib.postgres.search import SearchQuery
 from django.db import connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import Q, QuerySet
 from pgvector.django import CosineDistance
 
+from incidents.models import Incident
 from knowledge.embeddings import get_provider
 from knowledge.models import IncidentSignature, KnowledgeEntry
 from knowledge.services import signature_text
 
-# The constant of reciprocal rank fusion (Cormack et al. 2009): large enough that the
-# first few places of one ranking do not outweigh agreement between the two.
-RRF_K = 60
+# --- BM25F --------------------------------------------------------------------------------
+# Standard parameters (Robertson & Zaragoza 2009; Lucene's defaults are k1 1.2, b 0.75). The
+# field weights put a term in the title at three body occurrences and one in the tags at two.
+# bench/runbooks.py --grid runs a grid over standard ranges (k1 0.9-2.0, b 0.5-0.9, title
+# weight 1-5) with a split-half check; these values sit on its plateau rather than its peak.
+K1 = 1.2
+FIELD_WEIGHTS = {"A": 3.0, "B": 2.0, "D": 1.0}  # tsvector weight label: title, tags, body
+TITLE_B = 0.5  # titles vary little in length; tags are not length-normalized at all
+BODY_B = 0.75
+# Lexical candidates: the query's terms, rarest first, whose postings add up to at most this
+# many rows are OR-matched through the GIN index (all of them when the corpus is this small).
+# A term found in more rows than that has too low an idf to find an entry on its own; it
+# still counts in the score of every candidate that has it.
+LEXICAL_CANDIDATES = 100
+# A long query (a traceback, an incident signature) keeps its this many rarest terms: the
+# commonest add little to any score (idf near 0) and each costs a pass over every candidate.
+MAX_QUERY_TERMS = 32
+
+# --- semantic side ------------------------------------------------------------------------
 # HNSW candidate list sizes (`hnsw.ef_search`), by the shape of the query. A document (a
 # title and a traceback, an incident signature: what diagnosis and similar-incident search
 # send) lands among its neighbours: on the 100,000-entry benchmark (bench/retrieval.py)
@@ -46,78 +76,136 @@ RRF_K = 60
 # pgvector's default of 64, 0.58-0.86 at 100). Each doubling costs about 1.5 ms.
 EF_SEARCH = 100
 EF_SEARCH_PHRASE = 200
-# Each side contributes this many candidates at least (more when k is larger), so that a
-# row ranked modestly by both sides can still win the fusion.
+# The semantic side contributes this many candidates at least (more when k is larger).
 MIN_CANDIDATES = 30
 CANDIDATES_PER_RESULT = 3
-TEXT_SEARCH_CONFIG = "english"  # the generated search_vector columns are built with it
-# Longer texts are documents (a traceback, a signature), not search phrases; see _text_ranking.
+# Longer texts are documents (a traceback, a signature), not search phrases.
 MAX_PHRASE_WORDS = 16
-# Full-text ranks every match when a query matches at most this many rows (see _text_ranking).
-TEXT_RANK_BUDGET = 200
 # Iterative scans may visit this many index tuples to fill a filtered result before giving up.
 # On the benchmark, searches filtered to one service of twenty (5% of the rows): 20,000 gives
 # recall@10 of 0.994 against an exact scan of that service's rows at p95 55 ms, 10,000 gives
 # 0.983 at 38 ms, 5,000 0.977 at 31 ms. A rarer service does not get here: the planner reads
 # its rows through the GIN index on `services` and ranks them exactly.
 MAX_SCAN_TUPLES = 10_000
+# A search filtered (kind, service) to at most this many rows ranks them by exact distance
+# instead: on the benchmark, one service's or one kind's ~5,000 of 100,000 rows take p50 1.3
+# ms to scan exactly, against p95 45 ms for an iterative HNSW scan of 10,000 tuples (which
+# also misses 1% of the true neighbours) — provided the vectors are stored in the row, not
+# in TOAST (migration 0005 sets STORAGE MAIN): fetched from TOAST, the same scan took 31 ms.
+# Whether a filter is that selective is the planner's estimate (EXPLAIN, no rows read).
+EXACT_SCAN_ROWS = 20_000
 
-DEFERRED_FIELDS = ("embedding", "search_vector")
+# --- fusion and calibration -----------------------------------------------------------------
+# score = 1 / (1 + exp(-(SCORE_BIAS + LEXICAL_WEIGHT·lexical + SEMANTIC_WEIGHT·cosine))),
+# fitted by bench/runbooks.py --fit: logistic regression, unweighted, of "is the runbook the
+# alert links to" over every dev query's whole candidate pool (55 queries, ~3,200 rows). Fits
+# on either half of the queries give (-9.5, 9.0, 13.7) and (-9.4, 10.0, 11.7), and rank the
+# other half about as well as the full fit (recall@1 0.963 and 0.929). Of the rows it scores
+# 0.8 or more, 20 of 21 were the expected runbook. The hashed embedding earns its weight:
+# by BM25F alone the same pools rank at recall@1 0.836, fused at 0.945.
+SCORE_BIAS = -9.7
+LEXICAL_WEIGHT = 9.6
+SEMANTIC_WEIGHT = 13.3
+# A hit that shares no term with the query is returned only from this score on (a cosine of
+# about 0.63 with the fitted weights: a near-copy, not a vague resemblance).
+MIN_SCORE = 0.2
+# Identical past incidents (same fingerprint, or same exception type and culprit) are not
+# "likely" the same problem, they are it.
+IDENTICAL_SCORE = 1.0
 
-MATCHED_VECTOR = "vector"
-MATCHED_TEXT = "text"
+DEFERRED_FIELDS = ("embedding", "lexemes")
+
+MATCHED_LEXICAL = "lexical"
+MATCHED_SEMANTIC = "semantic"
 MATCHED_BOTH = "both"
+MATCHED_IDENTICAL = "identical"
+MATCHED_CHOICES = (MATCHED_LEXICAL, MATCHED_SEMANTIC, MATCHED_BOTH, MATCHED_IDENTICAL)
 INCIDENT_KIND = "incident"
 
 
 @dataclass(frozen=True)
 class Hit:
-    """One retrieved row with how each side ranked it.
+    """One retrieved row: its calibrated `score` (0..1, higher is more likely relevant) and how it was found.
 
-    `score` is the fused RRF score (higher is better); `vector_score` the cosine
-    similarity (1 − distance) when the vector side found it; `text_rank` the
-    `ts_rank_cd` when full-text did; `matched` says which of them did.
+    `matched` says which side found it: "lexical" (it has query terms), "semantic" (a near
+    neighbour of the query's embedding without any of its terms), "both", or "identical" (a
+    past incident with the same fingerprint, or the same exception and culprit).
+    `bm25` is the raw BM25F score (None without a term in common), `similarity` the cosine
+    similarity of the embeddings.
     """
 
     id: int
     title: str
     kind: str
     score: float
-    vector_score: float | None
-    text_rank: float | None
     matched: str
+    bm25: float | None
+    similarity: float | None
     object: Any = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A pooled row with both sides' measures, before it becomes a `Hit` (the benchmark fits on these)."""
+
+    id: int
+    bm25: float
+    lexical: float  # bm25 / Σ idf of the query's known terms, in 0..1
+    similarity: float
+    neighbour: bool  # among the semantic side's nearest candidates
+    score: float
+
+
+@dataclass(frozen=True)
+class _Corpus:
+    """What differs between the two searchable tables."""
+
+    name: str  # LexicalCorpus.name
+    table: str
+    title_length: str  # SQL for a row's title length (signatures have no title)
+
+
+KNOWLEDGE = _Corpus("knowledge", KnowledgeEntry._meta.db_table, "e.title_length")
+SIGNATURES = _Corpus("signatures", IncidentSignature._meta.db_table, "0")
+
+
+def calibrated_score(lexical: float, similarity: float) -> float:
+    """The fused, calibrated relevance in 0..1 of a row with these normalized BM25 and cosine values."""
+    z = SCORE_BIAS + LEXICAL_WEIGHT * lexical + SEMANTIC_WEIGHT * similarity
+    return 1.0 / (1.0 + math.exp(-z))
 
 
 def search(
     text: str, k: int = 10, *, kinds: Iterable[str] | None = None, services: Iterable[str] | None = None
 ) -> list[Hit]:
-    """The `k` knowledge entries most relevant to `text`, vector and full-text rankings fused."""
-    return _search_entries(text, k, kinds, services, vector=True, full_text=True)
+    """The `k` knowledge entries most relevant to `text`, both sides fused; irrelevant rows left out."""
+    return _search_entries(text, k, kinds, services, semantic=True, lexical=True)
 
 
 def vector_search(
     text: str, k: int = 10, *, kinds: Iterable[str] | None = None, services: Iterable[str] | None = None
 ) -> list[Hit]:
-    """Like `search`, by embedding similarity alone (what the benchmark measures recall on)."""
-    return _search_entries(text, k, kinds, services, vector=True, full_text=False)
+    """The `k` nearest entries by embedding alone, unfiltered (what the benchmark measures HNSW recall on)."""
+    return _search_entries(text, k, kinds, services, semantic=True, lexical=False)
 
 
 def text_search(
     text: str, k: int = 10, *, kinds: Iterable[str] | None = None, services: Iterable[str] | None = None
 ) -> list[Hit]:
-    """Like `search`, by full-text rank alone."""
-    return _search_entries(text, k, kinds, services, vector=False, full_text=True)
+    """The `k` entries with the highest BM25F score (entries with none of the query's terms left out)."""
+    return _search_entries(text, k, kinds, services, semantic=False, lexical=True)
 
 
 def similar_incidents(incident, k: int = 5, *, services: Iterable[str] | None = None) -> list[Hit]:
-    """The `k` past incidents whose signatures are most like `incident`'s (never itself).
+    """The `k` past incidents most like `incident` (never itself), identical ones first.
 
-    The query vector is the incident's stored signature embedding when it has one of
-    the current provider; otherwise its signature text is built and embedded now.
+    Identical means the same fingerprint, or the same exception type and culprit: those
+    come first with a score of 1 whatever their texts, then the rest by calibrated score.
+    The query is the incident's stored signature (text and embedding, when of the current
+    provider); otherwise its signature text is built and embedded now.
     """
     provider = get_provider()
-    signature = IncidentSignature.objects.filter(incident=incident).defer("search_vector").first()
+    signature = IncidentSignature.objects.filter(incident=incident).defer("lexemes").first()
     if signature is not None:
         text = signature.text
         vector = signature.embedding if signature.embedding_provider == provider.name else None
@@ -126,15 +214,38 @@ def similar_incidents(incident, k: int = 5, *, services: Iterable[str] | None = 
         vector = None
     if vector is None:
         vector = provider.embed_one(text)
+    services = _clean(services)
+    identical = _identical_incidents(incident, k, services)
     queryset = (
         IncidentSignature.objects.filter(embedding_provider=provider.name)
         .exclude(incident_id=incident.pk)
+        .exclude(incident_id__in=[past.pk for past in identical])
         .select_related("incident")
     )
-    if services := _clean(services):
+    if services:
         queryset = queryset.filter(incident__service__in=services)
-    # A signature is a document (exception, message, frames, service), never a search phrase.
-    return _hybrid(queryset, text, _as_list(vector), k, to_hit=_signature_hit, document=True)
+    hits = [
+        Hit(past.pk, past.title, INCIDENT_KIND, IDENTICAL_SCORE, MATCHED_IDENTICAL, None, None, past)
+        for past in identical
+    ]
+    if len(hits) < k:
+        # A signature is a document (exception, message, frames, service), never a search phrase.
+        candidates = rank(
+            SIGNATURES, queryset, text, _as_list(vector), k - len(hits), ef_search=EF_SEARCH, filtered=bool(services)
+        )
+        hits += _hits(queryset, candidates, _signature_hit)
+    return hits
+
+
+def _identical_incidents(incident, k: int, services: list[str]) -> list:
+    """Other incidents with the same fingerprint, or the same (non-empty) exception type and culprit; latest first."""
+    same = Q(fingerprint=incident.fingerprint) if incident.fingerprint else Q(pk__in=[])
+    if incident.exception_type and incident.culprit:
+        same |= Q(exception_type=incident.exception_type, culprit=incident.culprit)
+    queryset = Incident.objects.filter(same).exclude(pk=incident.pk)
+    if services:
+        queryset = queryset.filter(service__in=services)
+    return list(queryset.order_by("-last_seen", "-pk")[:k])
 
 
 def _signature_text(incident) -> str:
@@ -142,156 +253,267 @@ def _signature_text(incident) -> str:
     return signature_text(incident, incident.events.order_by("-received_at").first())
 
 
-# --- the two rankings and their fusion ----------------------------------------------------
+# --- the pool, its two measures and the fusion ----------------------------------------------
 
 
-def _search_entries(text, k, kinds, services, *, vector: bool, full_text: bool) -> list[Hit]:
+def _search_entries(text, k, kinds, services, *, semantic: bool, lexical: bool) -> list[Hit]:
     provider = get_provider()
     queryset = KnowledgeEntry.objects.filter(embedding_provider=provider.name)
     if kinds := _clean(kinds):
         queryset = queryset.filter(kind__in=kinds)
     if services := _clean(services):
         queryset = queryset.filter(services__overlap=services)
-    query_vector = provider.embed_one(text) if vector else None
-    document = len(text.split()) > MAX_PHRASE_WORDS
-    return _hybrid(queryset, text if full_text else "", query_vector, k, to_hit=_entry_hit, document=document)
+    vector = provider.embed_one(text)
+    ef_search = EF_SEARCH if len(text.split()) > MAX_PHRASE_WORDS else EF_SEARCH_PHRASE
+    candidates = rank(
+        KNOWLEDGE,
+        queryset,
+        text,
+        vector,
+        k,
+        ef_search=ef_search,
+        semantic=semantic,
+        lexical=lexical,
+        filtered=bool(kinds or services),
+    )
+    return _hits(queryset, candidates, _entry_hit)
 
 
-def _hybrid(
-    queryset: QuerySet, text: str, vector: Sequence[float] | None, k: int, *, to_hit, document: bool = False
-) -> list[Hit]:
+def rank(
+    corpus: _Corpus,
+    queryset: QuerySet,
+    text: str,
+    vector: Sequence[float],
+    k: int,
+    *,
+    ef_search: int = EF_SEARCH,
+    semantic: bool = True,
+    lexical: bool = True,
+    keep_all: bool = False,
+    filtered: bool = False,
+) -> list[Candidate]:
+    """The best `k` candidates of `queryset` for `text` / `vector`, by calibrated score.
+
+    With `lexical` off only the semantic side's nearest rows are ranked (by cosine, nothing
+    left out); with `semantic` off only rows sharing a query term are. `keep_all` returns
+    the whole scored pool, relevant or not (the benchmark fits the calibration on it).
+    `filtered`: the queryset is restricted by kind or service, so it may be small enough to
+    rank exactly (`EXACT_SCAN_ROWS`).
+    """
     limit = max(MIN_CANDIDATES, k * CANDIDATES_PER_RESULT)
-    ef_search = EF_SEARCH if document else EF_SEARCH_PHRASE
     with transaction.atomic():
-        vector_ranking = _vector_ranking(queryset, vector, limit, ef_search) if vector is not None else []
-        vector_ids = [row_id for row_id, _ in vector_ranking]
-        text_ranking = _text_ranking(queryset, text, limit, vector_ids, document=document) if text.strip() else []
-        fused = _fuse(vector_ranking, text_ranking)[:k]
-        # The vectors and tsvectors are large and not needed to show a hit.
-        objects = queryset.defer(*DEFERRED_FIELDS).in_bulk([row_id for row_id, *_ in fused])
-    return [
-        to_hit(objects[row_id], score, similarity, rank)
-        for row_id, score, similarity, rank in fused
-        if row_id in objects
+        exact = filtered and semantic and _at_most(queryset, EXACT_SCAN_ROWS)
+        neighbours = dict(_vector_ranking(queryset, vector, limit, ef_search, exact=exact)) if semantic else {}
+        if not lexical:
+            ordered = sorted(neighbours.items(), key=lambda row: (-row[1], row[0]))[:k]
+            return [Candidate(pk, 0.0, 0.0, cosine, True, calibrated_score(0.0, cosine)) for pk, cosine in ordered]
+        terms, stats = _query_terms(corpus, text)
+        # With the semantic side on, its neighbours are the pool for common terms; alone,
+        # the lexical side needs candidates for them too.
+        pool = set(neighbours) | set(_lexical_candidates(queryset, terms, stats, common_terms=not semantic))
+        measures = _measure(corpus, pool, terms, stats, vector)
+    idf_total = sum(idf for _, idf in terms) or 1.0
+    candidates = []
+    for pk, (bm25, similarity) in measures.items():
+        if not semantic and bm25 <= 0:
+            continue
+        normalized = min(1.0, bm25 / idf_total)
+        candidates.append(
+            Candidate(pk, bm25, normalized, similarity, pk in neighbours, calibrated_score(normalized, similarity))
+        )
+    if semantic:
+        candidates.sort(key=lambda candidate: (-candidate.score, candidate.id))
+    else:  # the lexical side alone: BM25F's own order
+        candidates.sort(key=lambda candidate: (-candidate.bm25, candidate.id))
+    if keep_all:
+        return candidates
+    return [candidate for candidate in candidates if candidate.bm25 > 0 or candidate.score >= MIN_SCORE][:k]
+
+
+def _query_terms(corpus: _Corpus, text: str) -> tuple[list[tuple[str, float]], dict]:
+    """The query's lexemes that the corpus has, with their idf, rarest first; and the corpus statistics.
+
+    idf = ln(1 + (N − df + 0.5) / (df + 0.5)), BM25's, never negative. A lexeme no document
+    has cannot match and is left out (it would only shrink every candidate's normalized score).
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT documents, title_length, body_length FROM knowledge_lexicalcorpus WHERE name = %s", [corpus.name]
+        )
+        row = cursor.fetchone()
+        documents, title_total, body_total = row or (0, 0, 0)
+        stats = {
+            "documents": documents,
+            "title_average": title_total / documents if documents else 0.0,
+            "body_average": body_total / documents if documents else 0.0,
+            "frequencies": {},
+        }
+        if not documents or not text.strip():
+            return [], stats
+        cursor.execute(
+            "SELECT t.term, t.documents FROM unnest(knowledge_query_lexemes(%s)) AS q(term)"
+            " JOIN knowledge_lexicalterm t ON t.corpus = %s AND t.term = q.term",
+            [text, corpus.name],
+        )
+        frequencies = dict(cursor.fetchall())
+    stats["frequencies"] = frequencies
+    terms = [
+        (term, math.log(1.0 + (documents - df + 0.5) / (df + 0.5)))
+        for term, df in sorted(frequencies.items(), key=lambda item: (item[1], item[0]))[:MAX_QUERY_TERMS]
     ]
+    return terms, stats
+
+
+def _lexical_candidates(
+    queryset: QuerySet, terms: list[tuple[str, float]], stats: dict, *, common_terms: bool = False
+) -> list[int]:
+    """Ids of rows with the query's rarer terms (GIN): as many terms, rarest first, as fit the budget.
+
+    With `common_terms`, when common terms are left over (all of a short query's terms may
+    be common in a large knowledge base), the budget's remainder goes to rows that have one
+    of them in their title or tags, where BM25F weighs a term most. That costs a heap
+    recheck per row, so the hybrid search leaves common terms to the semantic side's pool.
+    """
+    rare, common, postings = [], [], 0
+    for term, _ in terms:  # rarest first
+        df = stats["frequencies"][term]
+        if not common and (stats["documents"] <= LEXICAL_CANDIDATES or postings + df <= LEXICAL_CANDIDATES):
+            rare.append(term)
+            postings += df
+        else:
+            common.append(term)
+    ids: list[int] = []
+    # Lexemes are letters and digits only (knowledge_words), so quoting them is enough.
+    # No ORDER BY: the model's default ordering would make PostgreSQL sort every match.
+    if rare:
+        query = SearchQuery(" | ".join(f"'{term}'" for term in rare), search_type="raw", config="simple")
+        ids += queryset.filter(lexemes=query).order_by().values_list("pk", flat=True)
+    if common_terms and common and len(ids) < LEXICAL_CANDIDATES:
+        query = SearchQuery(" | ".join(f"'{term}':AB" for term in common), search_type="raw", config="simple")
+        ids += (
+            queryset.filter(lexemes=query)
+            .exclude(pk__in=ids)
+            .order_by()
+            .values_list("pk", flat=True)[: LEXICAL_CANDIDATES - len(ids)]
+        )
+    return ids
+
+
+def _measure(
+    corpus: _Corpus, pool: set[int], terms: list[tuple[str, float]], stats: dict, vector: Sequence[float]
+) -> dict[int, tuple[float, float]]:
+    """(BM25F, cosine similarity) of every pooled row, from one read of each row.
+
+    BM25F per query term: tf̃ = Σ_field weight · tf_field / (1 − b + b · length_field /
+    average_field), then idf · tf̃ / (k1 + tf̃): one saturation over the weighted fields, as
+    BM25F has it, so a term in both title and body does not count as two saturated fields.
+    The tsvector's position weight labels say the field (A title, B tags, D body).
+    """
+    if not pool:
+        return {}
+    idf = dict(terms)
+    title_average = stats["title_average"] or 1.0
+    body_average = stats["body_average"] or 1.0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT e.id, e.embedding <=> %s::vector, {corpus.title_length}, e.body_length,"  # noqa: S608 (constants)
+            " ARRAY(SELECT u.lexeme || ' ' || array_to_string(u.weights, '') FROM unnest(e.lexemes) u"
+            "   WHERE u.lexeme = ANY(%s))"
+            f" FROM {corpus.table} e WHERE e.id = ANY(%s)",
+            [str(_as_list(vector)), list(idf), list(pool)],
+        )
+        rows = cursor.fetchall()
+    measures: dict[int, tuple[float, float]] = {}
+    for pk, distance, title_length, body_length, postings in rows:
+        title_weight = FIELD_WEIGHTS["A"] / (1.0 - TITLE_B + TITLE_B * (title_length or 0) / title_average)
+        body_weight = FIELD_WEIGHTS["D"] / (1.0 - BODY_B + BODY_B * (body_length or 0) / body_average)
+        score = 0.0
+        for posting in postings:
+            term, labels = posting.split(" ")
+            tf = labels.count("A") * title_weight + labels.count("B") * FIELD_WEIGHTS["B"]
+            tf += labels.count("D") * body_weight
+            score += idf[term] * tf / (K1 + tf)
+        measures[pk] = (score, 1.0 - distance if distance is not None else 0.0)
+    return measures
+
+
+def _at_most(queryset: QuerySet, rows: int) -> bool:
+    """Whether the planner expects `queryset` to have at most `rows` rows (its statistics; no rows are read)."""
+    sql, params = queryset.order_by().values("pk").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return plan[0]["Plan"]["Plan Rows"] <= rows
 
 
 def _vector_ranking(
-    queryset: QuerySet, vector: Sequence[float], limit: int, ef_search: int = EF_SEARCH
+    queryset: QuerySet, vector: Sequence[float], limit: int, ef_search: int = EF_SEARCH, *, exact: bool = False
 ) -> list[tuple[int, float]]:
-    """(id, cosine similarity), nearest first, through the HNSW index with a candidate list of `ef_search`."""
+    """(id, cosine similarity), nearest first: through the HNSW index with a candidate list of
+    `ef_search`, or, when `exact`, by computing every row's distance (a small filtered set)."""
     with connection.cursor() as cursor:
         # set_config(..., true) is SET LOCAL with parameters: the enclosing transaction only.
-        cursor.execute(
-            "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'relaxed_order', true),"
-            " set_config('hnsw.max_scan_tuples', %s, true)",
-            [str(max(ef_search, limit)), str(MAX_SCAN_TUPLES)],
-        )
+        if exact:
+            # No index scan: the HNSW one would win the plan; bitmap scans of the filter stay.
+            cursor.execute("SELECT set_config('enable_indexscan', 'off', true)")
+        else:
+            cursor.execute(
+                "SELECT set_config('hnsw.ef_search', %s, true),"
+                " set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.max_scan_tuples', %s, true)",
+                [str(max(ef_search, limit)), str(MAX_SCAN_TUPLES)],
+            )
     rows = (
         queryset.filter(embedding__isnull=False)
         .annotate(distance=CosineDistance("embedding", vector))
         .order_by("distance")
         .values_list("pk", "distance")[:limit]
     )
+    rows = list(rows)
+    if exact:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('enable_indexscan', 'on', true)")
     # relaxed_order may return a row slightly out of place; the exact distance puts it back.
     return sorted(((pk, 1.0 - distance) for pk, distance in rows), key=lambda row: -row[1])
 
 
-class AnyWordsQuery(SearchQuery):
-    """`plainto_tsquery` with its ANDs turned into ORs: entries with any of the text's words.
-
-    Plain, not web-search, syntax: in an error message `[Errno -3]` is not an exclusion.
-    """
-
-    template = "replace(%(function)s(%(expressions)s)::text, ' & ', ' | ')::tsquery"
-
-    def __init__(self, value: str):
-        super().__init__(value, search_type="plain", config=TEXT_SEARCH_CONFIG)
-
-
-def _text_ranking(
-    queryset: QuerySet, text: str, limit: int, vector_ids: Sequence[int] = (), *, document: bool = False
-) -> list[tuple[int, float]]:
-    """(id, ts_rank_cd), best first, through the GIN index.
-
-    A search phrase (up to `MAX_PHRASE_WORDS` words) must match with all its words
-    (web-search syntax: "quoted phrases", `or`, `-word`). Ranking reads every matching
-    row's tsvector (out of line, compressed), so it is only affordable for a selective
-    phrase: when it matches more than `TEXT_RANK_BUDGET` rows (say "connection timeout"
-    in a large knowledge base) its words cannot tell entries apart anyway, and only the
-    vector side's candidates are ranked: full-text then confirms and reorders those.
-
-    A longer text, or one the caller calls a `document` (an error message with its
-    traceback, an incident's signature), is not a phrase: all its words together match
-    nothing but a copy, which the vector side finds anyway, and any of them match most
-    of the table. So the vector side's candidates are ranked by any of its words,
-    `ts_rank_cd` preferring entries with more of them, closer together.
-    """
-    pool = set(vector_ids)
-    if not document and len(text.split()) <= MAX_PHRASE_WORDS:
-        query = SearchQuery(text, search_type="websearch", config=TEXT_SEARCH_CONFIG)
-        matched_ids = _some_matches(queryset, query)
-        if len(matched_ids) <= TEXT_RANK_BUDGET:
-            pool.update(matched_ids)
-    else:
-        query = AnyWordsQuery(text)
-    if not pool:
-        return []
-    # Select the pool by primary key and test the match per row: given `@@` in WHERE the
-    # planner, which underestimates how often an error's words occur together, would
-    # recheck every match of the GIN index instead.
-    rows = (
-        queryset.filter(pk__in=pool)
-        .order_by()
-        .annotate(
-            rank=SearchRank(F("search_vector"), query, cover_density=True),
-            matches=SearchVectorExact(F("search_vector"), query),
-        )
-        .values_list("pk", "rank", "matches")
-    )
-    ranked = sorted(((pk, rank) for pk, rank, matches in rows if matches), key=lambda row: (-row[1], row[0]))
-    return ranked[:limit]
-
-
-def _some_matches(queryset: QuerySet, query: SearchQuery) -> list[int]:
-    """Up to TEXT_RANK_BUDGET + 1 matching ids: enough to tell whether the query is selective.
-
-    No ORDER BY: the model's default ordering would make PostgreSQL fetch and sort every match.
-    """
-    return list(queryset.filter(search_vector=query).order_by().values_list("pk", flat=True)[: TEXT_RANK_BUDGET + 1])
-
-
-def _fuse(
-    vector_ranking: list[tuple[int, float]], text_ranking: list[tuple[int, float]]
-) -> list[tuple[int, float, float | None, float | None]]:
-    """Reciprocal rank fusion: (id, score, similarity, text rank), best first; ties by id."""
-    scores: dict[int, float] = {}
-    similarities: dict[int, float] = {}
-    ranks: dict[int, float] = {}
-    for position, (row_id, similarity) in enumerate(vector_ranking, 1):
-        scores[row_id] = scores.get(row_id, 0.0) + 1.0 / (RRF_K + position)
-        similarities[row_id] = similarity
-    for position, (row_id, rank) in enumerate(text_ranking, 1):
-        scores[row_id] = scores.get(row_id, 0.0) + 1.0 / (RRF_K + position)
-        ranks[row_id] = rank
-    ordered = sorted(scores, key=lambda row_id: (-scores[row_id], row_id))
-    return [(row_id, scores[row_id], similarities.get(row_id), ranks.get(row_id)) for row_id in ordered]
-
-
-def _matched(similarity: float | None, rank: float | None) -> str:
-    if similarity is not None and rank is not None:
+def _matched(candidate: Candidate) -> str:
+    if candidate.bm25 > 0 and candidate.neighbour:
         return MATCHED_BOTH
-    return MATCHED_VECTOR if similarity is not None else MATCHED_TEXT
+    return MATCHED_LEXICAL if candidate.bm25 > 0 else MATCHED_SEMANTIC
 
 
-def _entry_hit(entry: KnowledgeEntry, score, similarity, rank) -> Hit:
-    return Hit(entry.pk, entry.title, entry.kind, score, similarity, rank, _matched(similarity, rank), entry)
+def _hits(queryset: QuerySet, candidates: list[Candidate], to_hit) -> list[Hit]:
+    # The vectors and tsvectors are large and not needed to show a hit.
+    objects = queryset.defer(*DEFERRED_FIELDS).in_bulk([candidate.id for candidate in candidates])
+    return [to_hit(objects[candidate.id], candidate) for candidate in candidates if candidate.id in objects]
 
 
-def _signature_hit(signature: IncidentSignature, score, similarity, rank) -> Hit:
+def _entry_hit(entry: KnowledgeEntry, candidate: Candidate) -> Hit:
+    return Hit(
+        entry.pk,
+        entry.title,
+        entry.kind,
+        candidate.score,
+        _matched(candidate),
+        candidate.bm25 or None,
+        candidate.similarity,
+        entry,
+    )
+
+
+def _signature_hit(signature: IncidentSignature, candidate: Candidate) -> Hit:
     incident = signature.incident
     return Hit(
-        incident.pk, incident.title, INCIDENT_KIND, score, similarity, rank, _matched(similarity, rank), incident
+        incident.pk,
+        incident.title,
+        INCIDENT_KIND,
+        candidate.score,
+        _matched(candidate),
+        candidate.bm25 or None,
+        candidate.similarity,
+        incident,
     )
 
 

@@ -194,8 +194,8 @@ def _similar(incident: Incident) -> list[dict]:
             {
                 "id": past.pk,
                 "title": past.title,
-                "score": round(hit.score, 4),
-                "similarity": round(hit.vector_score, 4) if hit.vector_score is not None else None,
+                "score": round(hit.score, 2),
+                "matched": hit.matched,
                 "status": past.status,
                 "service": past.service,
                 "exception_type": past.exception_type,
@@ -243,7 +243,8 @@ def _knowledge(incident: Incident, event: Event | None) -> list[dict]:
             "id": hit.id,
             "title": hit.title,
             "kind": hit.kind,
-            "score": round(hit.score, 4),
+            "score": round(hit.score, 2),
+            "matched": hit.matched,
             "excerpt": hit.object.body[:KNOWLEDGE_EXCERPT_CHARS],
         }
         for hit in hits

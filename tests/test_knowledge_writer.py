@@ -111,15 +111,26 @@ def test_a_note_without_incident_or_path_is_simply_added():
     assert KnowledgeEntry.objects.count() == 2
 
 
-def test_the_search_vector_is_generated_by_the_database():
+def test_the_lexemes_are_generated_by_the_database():
     from django.contrib.postgres.search import SearchQuery
 
-    write_knowledge(
-        path_type=KnowledgePath.MANUAL, kind=KnowledgeKind.NOTE, title="Connection exhaustion", body="PgBouncer helps."
+    entry = write_knowledge(
+        path_type=KnowledgePath.MANUAL,
+        kind=KnowledgeKind.NOTE,
+        title="Connection exhaustion",
+        body="PgBouncer helps with TooManyConnections.",
+        tags=["postgres"],
     )
-    assert KnowledgeEntry.objects.filter(search_vector=SearchQuery("connections", config="english")).count() == 1
-    assert KnowledgeEntry.objects.filter(search_vector=SearchQuery("pgbouncer", config="english")).count() == 1
-    assert KnowledgeEntry.objects.filter(search_vector=SearchQuery("kubernetes", config="english")).count() == 0
+    entry.refresh_from_db()
+
+    def matches(term: str) -> int:
+        return KnowledgeEntry.objects.filter(lexemes=SearchQuery(term, config="english")).count()
+
+    assert matches("connections") == 1 and matches("pgbouncer") == 1 and matches("kubernetes") == 0
+    assert matches("many") == 1 and matches("TooManyConnections") == 1  # camelCase split, and kept whole
+    # Field weight labels: title A, tags B, body D.
+    assert "'exhaust':2A" in entry.lexemes and "'postgr':3B" in entry.lexemes and "'help':6" in entry.lexemes
+    assert (entry.title_length, entry.body_length) == (2, 7)  # distinct lexemes, stop words out
 
 
 def test_transient_errors_are_retried_until_the_write_succeeds(monkeypatch):

@@ -272,8 +272,8 @@ def test_alert_without_traceback_escalates_or_runs_a_playbook():
             {
                 "id": 3,
                 "title": "HighLatency on checkout",
-                "score": 0.0328,
-                "similarity": 0.91,
+                "score": 0.91,
+                "matched": "both",
                 "status": "resolved",
                 "resolution": "scaled",
             }
@@ -289,7 +289,7 @@ def test_alert_without_traceback_escalates_or_runs_a_playbook():
         "HighLatency fired for checkout (production) at severity critical; there is no exception or stack trace"
     )
     assert 'resembles incident #3 "HighLatency on checkout", which was resolved by: scaled' in diagnosis.hypothesis
-    assert 'Similar incident #3 "HighLatency on checkout" (similarity 0.91, resolved); resolved by: scaled' in (
+    assert 'Similar incident #3 "HighLatency on checkout" (score 0.91, both, resolved); resolved by: scaled' in (
         diagnosis.evidence
     )
     assert '1 customer complaint, e.g. "payment page hangs"' in diagnosis.evidence

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from knowledge.models import KnowledgeKind
+from knowledge.retrieval import MATCHED_CHOICES
 
 MAX_K = 50
 
@@ -43,12 +44,17 @@ class SearchParamsSerializer(serializers.Serializer):
 class _HitSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     title = serializers.CharField()
-    score = serializers.FloatField(help_text="Reciprocal-rank-fusion score; higher is more relevant.")
-    vector_score = serializers.FloatField(
-        allow_null=True, help_text="Cosine similarity of the embeddings, when the vector search found it."
+    score = serializers.FloatField(
+        help_text="Calibrated relevance, 0–1: about how likely this is what was searched for (1 for an identical "
+        "past incident)."
     )
-    text_rank = serializers.FloatField(allow_null=True, help_text="ts_rank_cd, when the full-text search found it.")
-    matched = serializers.ChoiceField(choices=["vector", "text", "both"])
+    matched = serializers.ChoiceField(
+        choices=MATCHED_CHOICES,
+        help_text="Which side found it: lexical (shares query terms), semantic (a near neighbour by embedding), "
+        "both, or identical (same fingerprint, or same exception and culprit).",
+    )
+    bm25 = serializers.FloatField(allow_null=True, help_text="Raw BM25F score, when it shares query terms.")
+    similarity = serializers.FloatField(allow_null=True, help_text="Cosine similarity of the embeddings.")
 
 
 class KnowledgeHitSerializer(_HitSerializer):

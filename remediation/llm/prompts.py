@@ -326,6 +326,8 @@ def _render_similar(similar: list[dict]) -> str:
     parts = []
     for incident in similar:
         score = f"score {incident['score']}" if incident.get("score") is not None else ""
+        if score and incident.get("matched"):
+            score += f" ({incident['matched']})"
         status = incident.get("status") or ""
         details = ", ".join(part for part in (score, status, incident.get("service") or "") if part)
         line = f"- #{incident.get('id', '?')}: {incident.get('title', '')}" + (f" ({details})" if details else "")
@@ -341,6 +343,8 @@ def _render_knowledge(knowledge: list[dict]) -> str:
     parts = []
     for entry in knowledge:
         score = f", score {entry['score']}" if entry.get("score") is not None else ""
+        if score and entry.get("matched"):
+            score += f" ({entry['matched']})"
         line = f"- [{entry.get('kind', 'note')}{score}] {entry.get('title', '')}"
         if entry.get("excerpt"):
             line += "\n  " + str(entry["excerpt"]).replace("\n", "\n  ")

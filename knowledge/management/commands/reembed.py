@@ -28,8 +28,8 @@ class Command(BaseCommand):
             raise CommandError("--batch-size must be at least 1.")
         provider = get_provider()
         # The old vectors and search vectors are never read here: leave them in the database.
-        entries = KnowledgeEntry.objects.defer("embedding", "search_vector")
-        signatures = IncidentSignature.objects.defer("embedding", "search_vector")
+        entries = KnowledgeEntry.objects.defer("embedding", "lexemes")
+        signatures = IncidentSignature.objects.defer("embedding", "lexemes")
         if only_stale:
             entries = entries.filter(~Q(embedding_provider=provider.name) | Q(embedding__isnull=True))
             signatures = signatures.exclude(embedding_provider=provider.name)

@@ -238,12 +238,12 @@ def _mentions(text: str, *needles: str) -> bool:
 
 
 def _score(row: dict) -> str:
-    """The cosine similarity when retrieval gave one (comparable across queries), else the ranking score."""
-    for key in ("similarity", "score"):
-        value = row.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return f"{key} {value:.2f}"
-    return "unscored"
+    """Retrieval's calibrated score (0–1, the same scale everywhere) and which side matched."""
+    value = row.get("score")
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return "unscored"
+    matched = row.get("matched")
+    return f"score {value:.2f}, {matched}" if matched else f"score {value:.2f}"
 
 
 class OfflineAnalyzer:
