@@ -15,6 +15,7 @@ from remediation.codehosts.git import GitRemoteHost
 from remediation.execution import change_for, run_execution
 from remediation.models import Execution, Playbook
 from tests.approval_desk import approver, make_remote, make_service, open_incident, propose_fix, run_git
+from tests.concurrency import at_once
 
 
 @pytest.fixture
@@ -92,21 +93,7 @@ def test_concurrent_deliveries_publish_once(tmp_path, post_json, make_integratio
     approval = propose_fix(open_incident(post_json, make_integration("generic").raw_token), patch)
     approvals.approve(approval.pk, user=approver(django_user_model))
     execution = Execution.objects.get(approval=approval)
-    barrier = threading.Barrier(4)
-    results = []
-
-    def deliver():
-        barrier.wait()
-        try:
-            results.append(run_execution(execution.pk))
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=deliver) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    results = at_once(lambda: run_execution(execution.pk), 4)
     assert sorted(results) == ["done or in progress elsewhere"] * 3 + ["published"]
     assert len(_branches(path)) == 2
 

@@ -3,7 +3,6 @@
 import hashlib
 import hmac
 import json
-import threading
 import time
 from datetime import timedelta
 
@@ -13,6 +12,7 @@ from django.utils import timezone
 
 from notifications import services, vault
 from notifications.models import Channel, Delivery, Notification
+from tests.concurrency import at_once
 from tests.notify_receiver import Receiver, make_channel, open_incident, refused_url
 
 SECRET = "s3cret-shared-with-the-receiver"
@@ -256,21 +256,7 @@ def test_concurrent_workers_post_once(receiver, post_json, make_integration):
     open_incident(post_json, make_integration("generic").raw_token)
     notification = Notification.objects.get()
     receiver.delay = 0.3  # every worker is inside its send window at once
-    barrier = threading.Barrier(8)
-    results = []
-
-    def worker():
-        barrier.wait()
-        try:
-            results.append(services.deliver(notification.pk))
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    results = at_once(lambda: services.deliver(notification.pk), 8, timeout=30)
     assert sorted(results) == ["not due, already sent, or taken by another worker"] * 7 + ["sent"]
     assert len(receiver.requests) == 1
     assert Delivery.objects.count() == 1

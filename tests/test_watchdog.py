@@ -16,6 +16,7 @@ from incidents.watchdog import OK, Finding, register_watchdog_check, run_watchdo
 from knowledge.models import DeadLetter
 from remediation.models import ApprovalRequest
 from tests.cluster import run_cluster_until
+from tests.concurrency import at_once
 from tests.record_factories import ActivityFactory, ApprovalFactory, DiagnosisFactory, IncidentFactory
 
 pytestmark = pytest.mark.django_db
@@ -285,26 +286,9 @@ def test_a_registered_check_can_be_added_by_an_upper_app():
 
 @pytest.mark.django_db(transaction=True)
 def test_two_passes_at_once_raise_one_incident_with_one_event():
-    import threading
-
-    from django.db import connection
-
     Schedule.objects.update(next_run=timezone.now() + timedelta(minutes=1))
     OrmQ.objects.create(key="quench", payload="x", lock=timezone.now() - timedelta(minutes=30))
-    outcomes, barrier = [], threading.Barrier(2)
-
-    def one_pass():
-        try:
-            barrier.wait()
-            outcomes.append(run_watchdog()["queue_stalled"])
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=one_pass) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = at_once(lambda: run_watchdog()["queue_stalled"], 2)
 
     assert sorted(outcomes) == ["failing", "raised"]
     incident = watchdog_incident("queue_stalled")
