@@ -42,6 +42,7 @@ from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from pgvector.django import CosineDistance
 
+from incidents.fingerprinting import normalize_message
 from incidents.models import Incident
 from knowledge.embeddings import get_provider
 from knowledge.models import IncidentSignature, KnowledgeEntry
@@ -112,6 +113,11 @@ MIN_SCORE = 0.2
 # Identical past incidents (same fingerprint, or same exception type and culprit) are not
 # "likely" the same problem, they are it.
 IDENTICAL_SCORE = 1.0
+# The same error (exception type and normalized title) raised elsewhere, or in another
+# service: the closest thing to it short of identical, whatever else their texts share.
+SAME_ERROR_SCORE = 0.9
+# How many past incidents of one exception type are compared by message (latest first).
+SAME_ERROR_CANDIDATES = 200
 
 DEFERRED_FIELDS = ("embedding", "lexemes")
 
@@ -119,7 +125,8 @@ MATCHED_LEXICAL = "lexical"
 MATCHED_SEMANTIC = "semantic"
 MATCHED_BOTH = "both"
 MATCHED_IDENTICAL = "identical"
-MATCHED_CHOICES = (MATCHED_LEXICAL, MATCHED_SEMANTIC, MATCHED_BOTH, MATCHED_IDENTICAL)
+MATCHED_SAME_ERROR = "same_error"
+MATCHED_CHOICES = (MATCHED_LEXICAL, MATCHED_SEMANTIC, MATCHED_BOTH, MATCHED_SAME_ERROR, MATCHED_IDENTICAL)
 INCIDENT_KIND = "incident"
 
 
@@ -128,7 +135,8 @@ class Hit:
     """One retrieved row: its calibrated `score` (0..1, higher is more likely relevant) and how it was found.
 
     `matched` says which side found it: "lexical" (it has query terms), "semantic" (a near
-    neighbour of the query's embedding without any of its terms), "both", or "identical" (a
+    neighbour of the query's embedding without any of its terms), "both", "same_error" (a past
+    incident with the same exception type and message, raised elsewhere), or "identical" (a
     past incident with the same fingerprint, or the same exception and culprit).
     `bm25` is the raw BM25F score (None without a term in common), `similarity` the cosine
     similarity of the embeddings.
@@ -200,7 +208,10 @@ def similar_incidents(incident, k: int = 5, *, services: Iterable[str] | None = 
     """The `k` past incidents most like `incident` (never itself), identical ones first.
 
     Identical means the same fingerprint, or the same exception type and culprit: those
-    come first with a score of 1 whatever their texts, then the rest by calibrated score.
+    come first with a score of 1 whatever their texts. Then the same error (exception type and
+    normalized title) raised elsewhere scores at least SAME_ERROR_SCORE: an earlier `KeyError:
+    'currency'` in another module says more about this one than an IndexError of the same
+    service whose frames and labels share more words. The rest follow by calibrated score.
     The query is the incident's stored signature (text and embedding, when of the current
     provider); otherwise its signature text is built and embedded now.
     """
@@ -216,6 +227,9 @@ def similar_incidents(incident, k: int = 5, *, services: Iterable[str] | None = 
         vector = provider.embed_one(text)
     services = _clean(services)
     identical = _identical_incidents(incident, k, services)
+    same_error = _same_error_incidents(
+        incident, k - len(identical), services, [past.pk for past in identical], provider.name
+    )
     queryset = (
         IncidentSignature.objects.filter(embedding_provider=provider.name)
         .exclude(incident_id=incident.pk)
@@ -230,10 +244,26 @@ def similar_incidents(incident, k: int = 5, *, services: Iterable[str] | None = 
     ]
     if len(hits) < k:
         # A signature is a document (exception, message, frames, service), never a search phrase.
+        wanted = k - len(hits)
         candidates = rank(
-            SIGNATURES, queryset, text, _as_list(vector), k - len(hits), ef_search=EF_SEARCH, filtered=bool(services)
+            SIGNATURES, queryset, text, _as_list(vector), wanted, ef_search=EF_SEARCH, filtered=bool(services)
         )
-        hits += _hits(queryset, candidates, _signature_hit)
+        ranked = {hit.id: hit for hit in _hits(queryset, candidates, _signature_hit)}
+        # The same error scores at least SAME_ERROR_SCORE, found by the ranking or not; then
+        # everything is in score order, so a listed score never rises further down the list.
+        for past in same_error:
+            found = ranked.get(past.pk)
+            ranked[past.pk] = Hit(
+                past.pk,
+                past.title,
+                INCIDENT_KIND,
+                max(SAME_ERROR_SCORE, found.score if found else 0.0),
+                MATCHED_SAME_ERROR,
+                found.bm25 if found else None,
+                found.similarity if found else None,
+                past,
+            )
+        hits += sorted(ranked.values(), key=lambda hit: (-hit.score, hit.id))[:wanted]
     return hits
 
 
@@ -246,6 +276,32 @@ def _identical_incidents(incident, k: int, services: list[str]) -> list:
     if services:
         queryset = queryset.filter(service__in=services)
     return list(queryset.order_by("-last_seen", "-pk")[:k])
+
+
+def _same_error_incidents(incident, k: int, services: list[str], exclude: list[int], provider: str) -> list:
+    """Other incidents with the same (non-empty) exception type and the same normalized title; latest first."""
+    if k <= 0 or not incident.exception_type:
+        return []
+    wanted = _error_text(incident)
+    if not wanted:
+        return []
+    # Only incidents whose signature is of the current provider, like the ranked ones (the rest
+    # wait for `manage.py reembed`).
+    signed = IncidentSignature.objects.filter(embedding_provider=provider).values("incident_id")
+    queryset = Incident.objects.filter(exception_type=incident.exception_type, pk__in=signed).exclude(
+        pk__in=[incident.pk, *exclude]
+    )
+    if services:
+        queryset = queryset.filter(service__in=services)
+    latest = queryset.order_by("-last_seen", "-pk")[:SAME_ERROR_CANDIDATES]
+    return [past for past in latest if _error_text(past) == wanted][:k]
+
+
+def _error_text(incident) -> str:
+    # An error incident's title is "<Type>: <value>" whatever the source (its message varies:
+    # "Unhandled KeyError in POST /api/orders/1042/pay" from one, empty from another).
+    # Normalized, so ids and numbers do not tell two occurrences apart.
+    return normalize_message(incident.title or incident.message).strip()
 
 
 def _signature_text(incident) -> str:

@@ -146,7 +146,7 @@ def test_similar_incidents(api, past_incidents):
     assert top["id"] == past_incidents["past-keyerror"].pk
     assert top["title"] == "KeyError: 'customer_id'"
     assert top["status"] == "resolved" and top["service"] == "payments"
-    assert top["matched"] == "both" and 0 < top["score"] <= 1
+    assert top["matched"] == "same_error" and 0.9 <= top["score"] <= 1
     assert {"score", "bm25", "similarity", "severity", "last_seen", "resolved_at"} <= set(top)
     assert incident.pk not in {hit["id"] for hit in body["results"]}
 

@@ -657,7 +657,7 @@ def test_a_new_incident_finds_its_past_twin_first(past_incidents):
     assert _keys(hits, past_incidents)[0] == "past-keyerror"
     assert hits[0].kind == "incident"
     assert hits[0].object.status == IncidentStatus.RESOLVED
-    assert hits[0].matched == "both"
+    assert hits[0].matched == "same_error"  # the same KeyError, raised in another handler
     assert incident.pk not in {hit.id for hit in hits}
 
 

@@ -241,3 +241,39 @@ def test_the_same_fingerprint_is_identical_whatever_the_text():
 
     assert [hit.id for hit in hits][0] == earlier.pk and hits[0].matched == "identical"
     assert hits[1].matched != "identical" and 0 < hits[1].score < 1
+
+
+def test_the_same_error_raised_elsewhere_ranks_right_after_identical_ones():
+    """The demo's case on a fresh machine: an earlier KeyError: 'currency' in another service and module
+    ranked fifth, below an IndexError and a ZeroDivisionError of the new incident's service whose
+    frames and labels share more words with it."""
+    elsewhere = incident(
+        title="KeyError: 'currency'",
+        exception_type="KeyError",
+        message="'currency'",
+        culprit="payments.service.charge_order",
+    )
+    for title, exception_type, message in (
+        ("IndexError: list index out of range", "IndexError", "list index out of range"),
+        ("ZeroDivisionError: division by zero", "ZeroDivisionError", "division by zero"),
+        ("KeyError: 'amount'", "KeyError", "'amount'"),  # the same type, another key: not the same error
+    ):
+        incident(title=title, exception_type=exception_type, message=message, culprit="checkout.totals.compute_totals")
+    new = incident(
+        title="KeyError: 'currency'",
+        exception_type="KeyError",
+        message="'currency'",
+        culprit="checkout.totals.compute_totals_for_cart",
+        status=IncidentStatus.TRIGGERED,
+        days=0,
+    )
+
+    hits = retrieval.similar_incidents(new, k=3)
+
+    found = {hit.id: hit for hit in hits}
+    assert (found[elsewhere.pk].matched, found[elsewhere.pk].score) == ("same_error", 0.9)
+    assert [hit.score for hit in hits] == sorted((hit.score for hit in hits), reverse=True)
+    # Above it only what the ranking itself scores higher (the same type at the very same place);
+    # never the IndexError or ZeroDivisionError that merely share the service's words.
+    above = [hit.title for hit in hits[: hits.index(found[elsewhere.pk])]]
+    assert all(title.startswith("KeyError") for title in above), above

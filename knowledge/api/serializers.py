@@ -51,7 +51,8 @@ class _HitSerializer(serializers.Serializer):
     matched = serializers.ChoiceField(
         choices=MATCHED_CHOICES,
         help_text="Which side found it: lexical (shares query terms), semantic (a near neighbour by embedding), "
-        "both, or identical (same fingerprint, or same exception and culprit).",
+        "both, same_error (same exception type and message, raised elsewhere) or identical (same fingerprint, or "
+        "same exception and culprit).",
     )
     bm25 = serializers.FloatField(allow_null=True, help_text="Raw BM25F score, when it shares query terms.")
     similarity = serializers.FloatField(allow_null=True, help_text="Cosine similarity of the embeddings.")
