@@ -6,7 +6,6 @@ offline analyzer and fixed in the real sandbox (git worktree + the shop's pytest
 """
 
 import json
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from remediation.llm.base import PatchProposal
 from remediation.llm.offline import OfflineAnalyzer
 from remediation.management.commands.setup_demo_service import DEMO_PLAYBOOKS
 from remediation.models import ApprovalRequest, Diagnosis, FixAttempt, Playbook, Service
+from tests.cluster import run_cluster_until
 from tests.demo_service import drive, scenario_payload
 
 CRASH_SCENARIOS = ["payment-missing-currency", "search-no-results", "analytics-no-orders", "customer-not-found"]
@@ -196,8 +196,6 @@ def test_an_expired_approval_escalates_the_incident(shop, crash):
 @pytest.mark.django_db(transaction=True)
 def test_the_real_queue_carries_a_crash_to_a_tested_fix(post_json, make_integration, shop_repo):
     """Webhook → wake-up → diagnosis → fix attempts → approval, every step a django-q2 task of a real cluster."""
-    from django.db import connections
-    from django_q.cluster import Cluster
 
     Service.objects.create(
         name="shop", repository=str(shop_repo), test_command="python -m pytest -q -p no:cacheprovider"
@@ -206,16 +204,7 @@ def test_the_real_queue_carries_a_crash_to_a_tested_fix(post_json, make_integrat
     response = post_json("/api/v1/ingest/events", scenario_payload("analytics-no-orders", shop_repo), token)
     incident_id = response.json()["results"][0]["incident_id"]
 
-    connections.close_all()  # the cluster forks; children must not share our connection
-    cluster = Cluster()
-    cluster.start()
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not ApprovalRequest.objects.filter(incident_id=incident_id).exists():
-            time.sleep(0.25)
-    finally:
-        cluster.stop()
-        connections.close_all()
+    run_cluster_until(lambda: ApprovalRequest.objects.filter(incident_id=incident_id).exists(), 120)
 
     approval = ApprovalRequest.objects.get(incident_id=incident_id)
     assert approval.status == ApprovalStatus.PENDING and approval.fix_attempt.status == FixAttemptStatus.PASSED

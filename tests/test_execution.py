@@ -2,12 +2,11 @@
 
 import http.server
 import threading
-import time
 from datetime import timedelta
 
 import pytest
-from django.db import connections
 from django.utils import timezone
+from django_q.models import OrmQ
 
 from incidents.models import Activity, Incident
 from remediation import approvals, services
@@ -15,6 +14,7 @@ from remediation.codehosts.git import GitRemoteHost
 from remediation.execution import change_for, run_execution
 from remediation.models import Execution, Playbook
 from tests.approval_desk import approver, make_remote, make_service, open_incident, propose_fix, run_git
+from tests.cluster import run_cluster_until
 from tests.concurrency import at_once
 
 
@@ -101,7 +101,6 @@ def test_concurrent_deliveries_publish_once(tmp_path, post_json, make_integratio
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_two_clusters_and_redelivered_tasks_make_one_branch(tmp_path, post_json, make_integration, django_user_model):
-    from django_q.cluster import Cluster
 
     from remediation.queue import enqueue_execution
 
@@ -113,23 +112,11 @@ def test_two_clusters_and_redelivered_tasks_make_one_branch(tmp_path, post_json,
     for _ in range(3):  # and the broker delivers it again and again
         enqueue_execution(execution.pk)
 
-    connections.close_all()  # the clusters fork; children must not share our connection
-    clusters = [Cluster(), Cluster()]
-    for cluster in clusters:
-        cluster.start()
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            execution.refresh_from_db()
-            from django_q.models import OrmQ
+    def settled() -> bool:
+        execution.refresh_from_db()
+        return execution.status != "running" and not OrmQ.objects.exists()
 
-            if execution.status != "running" and not OrmQ.objects.exists():
-                break
-            time.sleep(0.25)
-    finally:
-        for cluster in clusters:
-            cluster.stop()
-        connections.close_all()
+    run_cluster_until(settled, 90, clusters=2)
     execution.refresh_from_db()
     assert execution.status == "succeeded", execution.error
     assert _branches(path) == sorted(["main", execution.branch])

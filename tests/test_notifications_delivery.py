@@ -7,11 +7,12 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.db import connections, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from notifications import services, vault
 from notifications.models import Channel, Delivery, Notification
+from tests.cluster import run_cluster_until
 from tests.concurrency import at_once
 from tests.notify_receiver import Receiver, make_channel, open_incident, refused_url
 
@@ -266,7 +267,6 @@ def test_concurrent_workers_post_once(receiver, post_json, make_integration):
 @pytest.mark.django_db(transaction=True)
 def test_two_clusters_and_redelivered_tasks_post_once(receiver, post_json, make_integration, settings):
     """Real django-q2: the on-commit task plus three redeliveries, two clusters, one post per channel."""
-    from django_q.cluster import Cluster
     from django_q.models import OrmQ
 
     from notifications.queue import enqueue_delivery
@@ -284,20 +284,11 @@ def test_two_clusters_and_redelivered_tasks_post_once(receiver, post_json, make_
     for notification_id in rows * 3:
         enqueue_delivery(notification_id)
 
-    connections.close_all()  # the clusters fork; children must not share our connection
-    clusters = [Cluster(), Cluster()]
-    for cluster in clusters:
-        cluster.start()
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if Notification.objects.filter(status="sent").count() == 2 and not OrmQ.objects.exists():
-                break
-            time.sleep(0.25)
-    finally:
-        for cluster in clusters:
-            cluster.stop()
-        connections.close_all()
+    run_cluster_until(
+        lambda: Notification.objects.filter(status="sent").count() == 2 and not OrmQ.objects.exists(),
+        90,
+        clusters=2,
+    )
     assert Notification.objects.filter(status="sent").count() == 2
     assert sorted(json.loads(r.body)["event"] for r in receiver.requests) == ["incident_opened"] * 2
     assert len(receiver.requests) == 2

@@ -1,15 +1,14 @@
 """The debounced wake-up travels through the real django-q2 queue, exactly once."""
 
-import time
 from datetime import timedelta
 
 import pytest
-from django.db import connections
 from django.utils import timezone
 
 from incidents.models import Activity, Incident, IncidentWakeup
 from incidents.tasks import handle_wakeup, sweep_wakeups
 from knowledge.models import IncidentSignature
+from tests.cluster import run_cluster_until
 
 
 def _send(post_json, token, **fields):
@@ -20,7 +19,6 @@ def _send(post_json, token, **fields):
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_new_incident_is_woken_by_a_real_cluster(post_json, make_integration):
-    from django_q.cluster import Cluster
     from django_q.models import OrmQ
 
     token = make_integration("generic").raw_token
@@ -30,19 +28,11 @@ def test_a_new_incident_is_woken_by_a_real_cluster(post_json, make_integration):
     assert wakeup.enqueued_at is not None
     assert [task.func() for task in OrmQ.objects.all()] == ["incidents.tasks.handle_wakeup"]
 
-    connections.close_all()  # the cluster forks; children must not share our connection
-    cluster = Cluster()
-    cluster.start()
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            wakeup.refresh_from_db()
-            if wakeup.handled_at:
-                break
-            time.sleep(0.25)
-    finally:
-        cluster.stop()
-        connections.close_all()
+    def handled() -> bool:
+        wakeup.refresh_from_db()
+        return wakeup.handled_at is not None
+
+    run_cluster_until(handled)
 
     assert wakeup.handled_at is not None
     incident = Incident.objects.get()
