@@ -42,17 +42,24 @@ def read_json_body(request):
     content_type = request.META.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
     if content_type not in JSON_CONTENT_TYPES and not content_type.endswith("+json"):
         raise exceptions.UnsupportedMediaType(content_type or "(none)")
-    limit = settings.QUENCH_MAX_BODY_BYTES
+    return load_json(read_body_within(request._request, settings.QUENCH_MAX_BODY_BYTES))
+
+
+def read_body_within(http_request, limit: int) -> bytes:
+    """The raw request body, or PayloadTooLarge when it declares or turns out to be over `limit`.
+
+    Never reads more than `limit` + 1 bytes, whatever Content-Length says.
+    """
     try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        declared = int(http_request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         declared = 0
     if declared > limit:
         raise PayloadTooLarge(f"Request body is {declared} bytes; the limit is {limit} bytes.")
-    body = request._request.read(limit + 1)
+    body = http_request.read(limit + 1)
     if len(body) > limit:
         raise PayloadTooLarge(f"Request body is over the limit of {limit} bytes.")
-    return load_json(body)
+    return body
 
 
 class IngestView(APIView):

@@ -19,7 +19,9 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
+from config.api.exceptions import PayloadTooLarge
 from incidents import metrics
+from incidents.api.ingest import read_body_within
 from incidents.services import ingest_signals
 from incidents.services.rate_limits import take_event_allowance
 from incidents.sources import sentry
@@ -57,13 +59,8 @@ class _SentryIngestView(View):
     def post(self, request, project_id: int):
         limit = settings.QUENCH_SENTRY_MAX_ENVELOPE_BYTES
         try:
-            declared = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            declared = 0
-        if declared > limit:
-            return self._too_large(limit)
-        raw = request.read(limit + 1)
-        if len(raw) > limit:
+            raw = read_body_within(request, limit)
+        except PayloadTooLarge:
             return self._too_large(limit)
         # A key in the headers or query is checked before the body is read; an envelope
         # may carry it in its own header instead (`dsn`), which needs the body parsed first.
