@@ -25,8 +25,10 @@ def _listening_since() -> datetime | None:
     """
     since = [
         channel.created_at
-        for channel in Channel.objects.filter(enabled=True, is_escalation=False).only("events", "created_at")
-        if not channel.events or NotificationEvent.APPROVAL_REQUESTED in channel.events
+        for channel in Channel.objects.filter(enabled=True, is_escalation=False).only(
+            "events", "min_severity", "services", "created_at"
+        )
+        if channel.wants(NotificationEvent.APPROVAL_REQUESTED)
     ]
     return min(since) if since else None
 
