@@ -14,7 +14,9 @@ Each search makes a pool of candidates from two sides and scores every candidate
 - **semantic**: cosine similarity between the query's embedding and the stored ones,
   nearest first through the HNSW index (`hnsw.ef_search` per query by its shape; iterative
   scans keep a filtered search from coming back short), and computed exactly for the
-  lexical side's candidates too.
+  lexical side's candidates too. A search filtered to kinds or services whose rows are
+  few enough ranks all of them exactly instead, reading the vectors from covering indexes
+  (`knowledge_kind_vectors`, and `ServiceVector` for services).
 
 The two are fused into one **calibrated score** in 0..1: a logistic function of the
 normalized BM25 (`bm25 / Σ idf` of the query's known terms: the share of the query's
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,10 +91,11 @@ MAX_PHRASE_WORDS = 16
 # its rows through the GIN index on `services` and ranks them exactly.
 MAX_SCAN_TUPLES = 10_000
 # A search filtered (kind, service) to at most this many rows ranks them by exact distance
-# instead: on the benchmark, one service's or one kind's ~5,000 of 100,000 rows take p50 1.3
-# ms to scan exactly, against p95 45 ms for an iterative HNSW scan of 10,000 tuples (which
-# also misses 1% of the true neighbours) — provided the vectors are stored in the row, not
-# in TOAST (migration 0005 sets STORAGE MAIN): fetched from TOAST, the same scan took 31 ms.
+# instead, through an index-only scan of the covering index for that filter (migration 0006):
+# on the benchmark one service's or one kind's ~5,000 of 100,000 rows take ~2.5 ms, against
+# ~12 ms read from the heap (one page visit per row) and p95 45 ms for an iterative HNSW
+# scan of 10,000 tuples, which also misses 1% of the true neighbours. 20,000 rows cost ~10
+# ms; a filter that keeps more than a fifth of the rows suits the HNSW scan well.
 # Whether a filter is that selective is the planner's estimate (EXPLAIN, no rows read).
 EXACT_SCAN_ROWS = 20_000
 
@@ -321,6 +324,12 @@ def _search_entries(text, k, kinds, services, *, semantic: bool, lexical: bool) 
         queryset = queryset.filter(services__overlap=services)
     vector = provider.embed_one(text)
     ef_search = EF_SEARCH if len(text.split()) > MAX_PHRASE_WORDS else EF_SEARCH_PHRASE
+    exact_ranking = None
+    if kinds or services:
+
+        def exact_ranking(vector, limit):
+            return _filtered_entry_ranking(provider.name, kinds, services, vector, limit)
+
     candidates = rank(
         KNOWLEDGE,
         queryset,
@@ -331,8 +340,42 @@ def _search_entries(text, k, kinds, services, *, semantic: bool, lexical: bool) 
         semantic=semantic,
         lexical=lexical,
         filtered=bool(kinds or services),
+        exact_ranking=exact_ranking,
     )
     return _hits(queryset, candidates, _entry_hit)
+
+
+def _filtered_entry_ranking(
+    provider: str, kinds: list[str], services: list[str], vector: Sequence[float], limit: int
+) -> list[tuple[int, float]]:
+    """(id, cosine similarity), nearest first, of every entry of these kinds and services: an exact ranking.
+
+    The vectors come from the covering index of the filter (an index-only scan: the rows it
+    reads are packed together), services' from `ServiceVector` (an entry named under two of
+    the services is ranked once). The subquery is a fence: flattened, its ORDER BY distance
+    would let the planner pick the HNSW index, which under a filter stops short.
+    """
+    params: list[Any] = [str(_as_list(vector))]
+    if services:
+        sql = (
+            "SELECT entry_id, min(distance) FROM (SELECT entry_id, embedding <=> %s::halfvec AS distance"
+            " FROM knowledge_servicevector WHERE service = ANY(%s) AND embedding_provider = %s"
+        )
+        params += [services, provider]
+        if kinds:
+            sql += " AND kind = ANY(%s)"
+            params.append(kinds)
+        sql += " OFFSET 0) d GROUP BY entry_id ORDER BY 2, 1 LIMIT %s"
+    else:
+        sql = (
+            "SELECT id, distance FROM (SELECT id, embedding <=> %s::halfvec AS distance FROM knowledge_knowledgeentry"
+            " WHERE embedding_provider = %s AND kind = ANY(%s) AND embedding IS NOT NULL OFFSET 0) d"
+            " ORDER BY 2, 1 LIMIT %s"
+        )
+        params += [provider, kinds]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, limit])
+        return [(pk, 1.0 - distance) for pk, distance in cursor.fetchall()]
 
 
 def rank(
@@ -347,6 +390,7 @@ def rank(
     lexical: bool = True,
     keep_all: bool = False,
     filtered: bool = False,
+    exact_ranking: Callable[[Sequence[float], int], list[tuple[int, float]]] | None = None,
 ) -> list[Candidate]:
     """The best `k` candidates of `queryset` for `text` / `vector`, by calibrated score.
 
@@ -354,12 +398,16 @@ def rank(
     left out); with `semantic` off only rows sharing a query term are. `keep_all` returns
     the whole scored pool, relevant or not (the benchmark fits the calibration on it).
     `filtered`: the queryset is restricted by kind or service, so it may be small enough to
-    rank exactly (`EXACT_SCAN_ROWS`).
+    rank exactly (`EXACT_SCAN_ROWS`); `exact_ranking(vector, limit)` then ranks it (faster
+    than computing the distances of the queryset's rows from the heap, which is the default).
     """
     limit = max(MIN_CANDIDATES, k * CANDIDATES_PER_RESULT)
     with transaction.atomic():
         exact = filtered and semantic and _at_most(queryset, EXACT_SCAN_ROWS)
-        neighbours = dict(_vector_ranking(queryset, vector, limit, ef_search, exact=exact)) if semantic else {}
+        if exact and exact_ranking is not None:
+            neighbours = dict(exact_ranking(vector, limit))
+        else:
+            neighbours = dict(_vector_ranking(queryset, vector, limit, ef_search, exact=exact)) if semantic else {}
         if not lexical:
             ordered = sorted(neighbours.items(), key=lambda row: (-row[1], row[0]))[:k]
             return [Candidate(pk, 0.0, 0.0, cosine, True, calibrated_score(0.0, cosine)) for pk, cosine in ordered]
@@ -472,7 +520,7 @@ def _measure(
     body_average = stats["body_average"] or 1.0
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT e.id, e.embedding <=> %s::vector, {corpus.title_length}, e.body_length,"  # noqa: S608 (constants)
+            f"SELECT e.id, e.embedding <=> %s::halfvec, {corpus.title_length}, e.body_length,"  # noqa: S608 (constants)
             " ARRAY(SELECT u.lexeme || ' ' || array_to_string(u.weights, '') FROM unnest(e.lexemes) u"
             "   WHERE u.lexeme = ANY(%s))"
             f" FROM {corpus.table} e WHERE e.id = ANY(%s)",

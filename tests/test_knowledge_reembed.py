@@ -106,7 +106,7 @@ def test_a_provider_switch_makes_rows_stale_and_reembed_only_stale_fixes_them(se
     assert set(KnowledgeEntry.objects.values_list("embedding_provider", flat=True)) == {rotated_provider}
     assert IncidentSignature.objects.get().embedding_provider == rotated_provider
     entry = KnowledgeEntry.objects.first()
-    assert np.allclose(entry.embedding, get_provider().embed_one(f"{entry.title}\n{entry.body}"), atol=1e-6)
+    assert np.allclose(entry.embedding, get_provider().embed_one(f"{entry.title}\n{entry.body}"), atol=1e-3)  # halfvec
     assert len(nearest("connection exhaustion")) == 5
 
     # Nothing is stale any more.
