@@ -11,7 +11,7 @@
 3. Runs the baseline the data's README describes: rank-bm25's BM25Okapi with default
    parameters over lowercase word tokens with camelCase split, title and body.
 
-`--fit` fits the score calibration (retrieval.SCORE_BIAS / LEXICAL_WEIGHT / SEMANTIC_WEIGHT)
+`--fit` fits the score calibration of the current embedding provider (retrieval.CALIBRATIONS)
 by logistic regression on every query's candidate pool (the expected runbook against the
 rest), on all queries and split-half (fit on one half, rank the other). `--grid` runs BM25F's
 parameters over standard ranges and prints each setting's figures on both halves.
@@ -196,6 +196,7 @@ def main() -> None:
 
     django.setup()
     from knowledge import retrieval
+    from knowledge.embeddings import get_provider
     from knowledge.frontmatter import parse_document
     from knowledge.models import KnowledgeEntry
 
@@ -208,7 +209,8 @@ def main() -> None:
     print(f"{len(runbooks)} runbooks, {len(queries)} queries ({args.data}); top {K}")
     print(line("BM25 baseline (rank-bm25)", baseline_ranks(runbooks, queries)))
     print(line("Quench lexical (BM25F)", quench_ranks(retrieval.text_search, queries, path_of)))
-    print(line("Quench semantic (hashed embedding)", quench_ranks(retrieval.vector_search, queries, path_of)))
+    provider = get_provider().name
+    print(line(f"Quench semantic ({provider})", quench_ranks(retrieval.vector_search, queries, path_of)))
     hybrid = quench_ranks(retrieval.search, queries, path_of)
     print(line("Quench search (fused, calibrated)", hybrid))
     print(line("  first half", hybrid[0::2]))
@@ -217,7 +219,9 @@ def main() -> None:
     if args.fit:
         scored = pools(queries, path_of)
         bias, lexical_weight, semantic_weight = fit_logistic(rows_of(scored))
-        print(f"fit, all queries: bias {bias:.2f}, lexical {lexical_weight:.2f}, semantic {semantic_weight:.2f}")
+        print(
+            f"fit for {provider}, all queries: bias {bias:.2f}, lexical {lexical_weight:.2f}, semantic {semantic_weight:.2f}"
+        )
         print(line("  ranked by it", pool_ranks(scored, bias, lexical_weight, semantic_weight)))
         print(line("  lexical alone", pool_ranks(scored, 0, 1, 0)))
         print(reliability(scored, bias, lexical_weight, semantic_weight))

@@ -99,19 +99,39 @@ MAX_SCAN_TUPLES = 10_000
 # Whether a filter is that selective is the planner's estimate (EXPLAIN, no rows read).
 EXACT_SCAN_ROWS = 20_000
 
+
 # --- fusion and calibration -----------------------------------------------------------------
-# score = 1 / (1 + exp(-(SCORE_BIAS + LEXICAL_WEIGHT·lexical + SEMANTIC_WEIGHT·cosine))),
-# fitted by bench/runbooks.py --fit: logistic regression, unweighted, of "is the runbook the
-# alert links to" over every dev query's whole candidate pool (55 queries, ~3,200 rows). Fits
-# on either half of the queries give (-9.5, 9.0, 13.7) and (-9.4, 10.0, 11.7), and rank the
-# other half about as well as the full fit (recall@1 0.963 and 0.929). Of the rows it scores
-# 0.8 or more, 20 of 21 were the expected runbook. The hashed embedding earns its weight:
-# by BM25F alone the same pools rank at recall@1 0.836, fused at 0.945.
-SCORE_BIAS = -9.7
-LEXICAL_WEIGHT = 9.6
-SEMANTIC_WEIGHT = 13.3
+@dataclass(frozen=True)
+class Calibration:
+    """score = 1 / (1 + exp(-(bias + lexical·normalized BM25F + semantic·cosine))): one provider's fitted weights."""
+
+    bias: float
+    lexical: float
+    semantic: float
+
+
+# Fitted by bench/runbooks.py --fit: logistic regression, unweighted, of "is the runbook the
+# alert links to" over every dev query's whole candidate pool (55 queries, ~3,200 rows). The
+# weights belong to an embedding provider: its cosines have their own scale (the hashed
+# embedding gives the right runbook 0.45 on average and the others 0.07; MiniLM 0.66 and
+# 0.31), so the same weights would misread them.
+# - local-v2: fits on either half of the queries give (-9.5, 9.0, 13.7) and (-9.4, 10.0, 11.7)
+#   and rank the other half about as well as the full fit (recall@1 0.963 and 0.929). Of the
+#   rows it scores 0.8 or more, 20 of 21 were the expected runbook. The hashed embedding
+#   earns its weight: by BM25F alone the same pools rank at recall@1 0.836, fused at 0.945.
+# - minilm: halves give (-9.7, 12.6, 6.1) and (-10.7, 12.7, 7.1). It ranks worse than the
+#   hashed embedding here (fused recall@1 0.891 against 0.945) and, fitted beside it, gets a
+#   negative weight: it adds nothing the hashed one lacks. With these weights a row sharing
+#   no word with the query never reaches MIN_SCORE: MiniLM's cosine alone is no evidence.
+CALIBRATIONS = {
+    "local-v2": Calibration(-9.7, 9.6, 13.3),
+    "minilm": Calibration(-10.3, 12.8, 6.7),
+}
+# A provider without a fit of its own (a new one, before bench/runbooks.py --fit has been run
+# with it) is scored with the default provider's weights.
+DEFAULT_CALIBRATION = CALIBRATIONS["local-v2"]
 # A hit that shares no term with the query is returned only from this score on (a cosine of
-# about 0.63 with the fitted weights: a near-copy, not a vague resemblance).
+# about 0.63 with the hashed embedding's weights: a near-copy, not a vague resemblance).
 MIN_SCORE = 0.2
 # Identical past incidents (same fingerprint, or same exception type and culprit) are not
 # "likely" the same problem, they are it.
@@ -180,9 +200,14 @@ KNOWLEDGE = _Corpus("knowledge", KnowledgeEntry._meta.db_table, "e.title_length"
 SIGNATURES = _Corpus("signatures", IncidentSignature._meta.db_table, "0")
 
 
-def calibrated_score(lexical: float, similarity: float) -> float:
+def calibration_for(provider: str) -> Calibration:
+    """The fitted weights of the embedding provider whose vectors are compared (by its stored name)."""
+    return CALIBRATIONS.get(provider, DEFAULT_CALIBRATION)
+
+
+def calibrated_score(lexical: float, similarity: float, calibration: Calibration = DEFAULT_CALIBRATION) -> float:
     """The fused, calibrated relevance in 0..1 of a row with these normalized BM25 and cosine values."""
-    z = SCORE_BIAS + LEXICAL_WEIGHT * lexical + SEMANTIC_WEIGHT * similarity
+    z = calibration.bias + calibration.lexical * lexical + calibration.semantic * similarity
     return 1.0 / (1.0 + math.exp(-z))
 
 
@@ -402,6 +427,7 @@ def rank(
     than computing the distances of the queryset's rows from the heap, which is the default).
     """
     limit = max(MIN_CANDIDATES, k * CANDIDATES_PER_RESULT)
+    calibration = calibration_for(get_provider().name)
     with transaction.atomic():
         exact = filtered and semantic and _at_most(queryset, EXACT_SCAN_ROWS)
         if exact and exact_ranking is not None:
@@ -410,7 +436,10 @@ def rank(
             neighbours = dict(_vector_ranking(queryset, vector, limit, ef_search, exact=exact)) if semantic else {}
         if not lexical:
             ordered = sorted(neighbours.items(), key=lambda row: (-row[1], row[0]))[:k]
-            return [Candidate(pk, 0.0, 0.0, cosine, True, calibrated_score(0.0, cosine)) for pk, cosine in ordered]
+            return [
+                Candidate(pk, 0.0, 0.0, cosine, True, calibrated_score(0.0, cosine, calibration))
+                for pk, cosine in ordered
+            ]
         terms, stats = _query_terms(corpus, text)
         # With the semantic side on, its neighbours are the pool for common terms; alone,
         # the lexical side needs candidates for them too.
@@ -423,7 +452,14 @@ def rank(
             continue
         normalized = min(1.0, bm25 / idf_total)
         candidates.append(
-            Candidate(pk, bm25, normalized, similarity, pk in neighbours, calibrated_score(normalized, similarity))
+            Candidate(
+                pk,
+                bm25,
+                normalized,
+                similarity,
+                pk in neighbours,
+                calibrated_score(normalized, similarity, calibration),
+            )
         )
     if semantic:
         candidates.sort(key=lambda candidate: (-candidate.score, candidate.id))

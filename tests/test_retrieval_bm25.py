@@ -135,6 +135,26 @@ def test_scores_are_calibrated_between_0_and_1_and_ordered():
     )
 
 
+def test_each_embedding_provider_is_scored_with_its_own_calibration(monkeypatch):
+    from knowledge.embeddings import get_provider
+
+    note("Currency conversion failed", f"KeyError: 'currency' in pricing.convert. {FILLER}")
+    query = "KeyError currency in pricing"
+    default = retrieval.search(query, k=1)[0]
+    assert default.score == pytest.approx(retrieval.calibrated_score(*_measures(default, query)))
+
+    # The weights are looked up by the name of the provider whose vectors are compared.
+    own = retrieval.Calibration(bias=-2.0, lexical=1.0, semantic=0.5)
+    monkeypatch.setitem(retrieval.CALIBRATIONS, get_provider().name, own)
+    rescored = retrieval.search(query, k=1)[0]
+    assert rescored.id == default.id
+    assert rescored.score == pytest.approx(retrieval.calibrated_score(*_measures(rescored, query), own))
+    assert rescored.score != pytest.approx(default.score)
+
+    assert retrieval.calibration_for("minilm") != retrieval.calibration_for("local-v2")
+    assert retrieval.calibration_for("a-provider-never-fitted") == retrieval.DEFAULT_CALIBRATION
+
+
 def _measures(hit, query: str) -> tuple[float, float]:
     terms, _ = retrieval._query_terms(retrieval.KNOWLEDGE, query)
     return hit.bm25 / sum(idf for _, idf in terms), hit.similarity
