@@ -219,3 +219,39 @@ def test_the_indexes_cover_the_filtered_ranking(entries, kinds, services, index)
             cursor.execute(f"EXPLAIN {sql}", params)
             plan = "\n".join(row[0] for row in cursor.fetchall())
     assert f"Index Only Scan using {index}" in plan, plan
+
+
+@pytest.mark.parametrize("kind", KnowledgeKind.values)
+def test_a_search_filtered_to_one_kind_can_walk_that_kinds_own_graph(entries, kind):
+    """The HNSW ranking of a one-kind filter, as `_vector_ranking` builds it, is answerable by the kind's partial index."""
+    from django.db.models import F
+    from pgvector.django import CosineDistance
+
+    vector = get_provider().embed_one("Redis out of memory")
+    queryset = (
+        KnowledgeEntry.objects.filter(embedding_provider=get_provider().name, kind__in=[kind], embedding__isnull=False)
+        .annotate(distance=CosineDistance(F("embedding"), vector))
+        .order_by("distance")
+        .values_list("pk", "distance")[:30]
+    )
+    sql, params = queryset.query.sql_with_params()
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Tiny tables: take the cheaper plans away (this transaction only) to see which index can answer.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
+        cursor.execute("SET LOCAL enable_sort = off")
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert f"Index Scan using kind_hnsw_{kind} " in plan, plan
+
+
+def test_one_kind_past_the_exact_limit_is_searched_through_its_graph_and_finds_the_nearest(entries, monkeypatch):
+    monkeypatch.setattr(retrieval, "ONE_KIND_EXACT_ROWS", 0)  # the test kind is tiny: make it count as large
+    exact_calls = []
+    monkeypatch.setattr(retrieval, "_filtered_entry_ranking", lambda *args: exact_calls.append(args) or [])
+
+    hits = retrieval.vector_search("Redis out of memory evictions", k=3, kinds=["fix"])
+
+    assert exact_calls == []
+    nearest = exact_order("Redis out of memory evictions", kinds=["fix"])[:3]
+    assert [hit.id for hit in hits] == [pk for pk, _ in nearest]
