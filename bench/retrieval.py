@@ -14,14 +14,15 @@
    the expensive one).
 4. Runs the queries through `knowledge.retrieval.search` (the real hybrid service) and
    `knowledge.retrieval.vector_search` (vector side only): p50 / p95 latency after a
-   warm-up, plus a filtered run (one service).
+   warm-up, plus filtered runs: one service and one kind (5% of the rows each, ranked
+   exactly), the fixes (20%, through their kind's own HNSW graph), four services (20%).
 5. Recall@10 of the HNSW vector search against an exact scan of the same query
    (`enable_indexscan = off`, so PostgreSQL computes every distance), overall and per
    query shape: half the queries are what the diagnose step sends for a new incident
    (its title and stack trace), half what people type (keywords, a title, an error
    line, a paraphrase); see bench/retrieval_text.py. Then the same for searches filtered
    to one service (an iterative HNSW scan that skips other services' rows) against an
-   exact scan of that service's rows.
+   exact scan of that service's rows, and for searches filtered to the fixes.
 6. Recall@10 of the lexical side (BM25F over the pooled candidates: the query's rarer
    terms' postings plus the semantic neighbours) against exact BM25F over every row that
    has any query term.
