@@ -192,6 +192,35 @@ def test_other_providers_rows_are_never_ranked(entries):
     assert by_service and by_kind
 
 
+def ranking_query(call) -> tuple[str, list]:
+    """The SQL and parameters of the ranking query (the one that orders by distance) that `call()` runs."""
+    seen = []
+
+    def record(execute, sql, params, many, context):
+        seen.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with transaction.atomic(), connection.execute_wrapper(record):
+        call()
+    return next((sql, params) for sql, params in reversed(seen) if "ORDER BY" in sql)
+
+
+def plan_of(sql: str, params, *statements: str) -> str:
+    """EXPLAIN of `sql` after `statements` (SET LOCAL, DROP INDEX: undone with the transaction)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        transaction.set_rollback(True)
+    return plan
+
+
+# The test tables are tiny and freshly written (no visibility map yet), so the planner would
+# rather read them another way; these take those ways away to see what an index can answer.
+NO_SCANS_BUT_INDEXES = ("SET LOCAL enable_seqscan = off", "SET LOCAL enable_bitmapscan = off")
+
+
 @pytest.mark.parametrize(
     "kinds, services, index",
     [(["runbook"], [], "knowledge_kind_vectors"), ([], ["payments"], "knowledge_service_vectors")],
@@ -199,49 +228,24 @@ def test_other_providers_rows_are_never_ranked(entries):
 def test_the_indexes_cover_the_filtered_ranking(entries, kinds, services, index):
     """Index-only scans are possible: the index holds every column the query reads (no heap visit per row)."""
     vector = get_provider().embed_one("Redis out of memory")
-    sql_seen = []
+    sql, params = ranking_query(
+        lambda: retrieval._filtered_entry_ranking(get_provider().name, kinds, services, vector, 10)
+    )
 
-    def explain(execute, sql, params, many, context):
-        sql_seen.append((sql, params))
-        return execute(sql, params, many, context)
+    plan = plan_of(sql, params, "DROP INDEX knowledge_provider, knowledge_kind", *NO_SCANS_BUT_INDEXES)
 
-    with transaction.atomic():
-        with connection.execute_wrapper(explain):
-            retrieval._filtered_entry_ranking(get_provider().name, kinds, services, vector, 10)
-        ((sql, params),) = sql_seen
-        with connection.cursor() as cursor:
-            # The test tables are tiny and freshly written (no visibility map yet), so the
-            # planner would rather read them another way; take those ways away (in this
-            # transaction only) to see whether the index alone can answer.
-            cursor.execute("DROP INDEX knowledge_provider, knowledge_kind")
-            cursor.execute("SET LOCAL enable_seqscan = off")
-            cursor.execute("SET LOCAL enable_bitmapscan = off")
-            cursor.execute(f"EXPLAIN {sql}", params)
-            plan = "\n".join(row[0] for row in cursor.fetchall())
     assert f"Index Only Scan using {index}" in plan, plan
 
 
 @pytest.mark.parametrize("kind", KnowledgeKind.values)
 def test_a_search_filtered_to_one_kind_can_walk_that_kinds_own_graph(entries, kind):
-    """The HNSW ranking of a one-kind filter, as `_vector_ranking` builds it, is answerable by the kind's partial index."""
-    from django.db.models import F
-    from pgvector.django import CosineDistance
-
+    """The HNSW ranking of a one-kind filter, as `_vector_ranking` runs it, is answerable by the kind's partial index."""
+    queryset = KnowledgeEntry.objects.filter(embedding_provider=get_provider().name, kind__in=[kind])
     vector = get_provider().embed_one("Redis out of memory")
-    queryset = (
-        KnowledgeEntry.objects.filter(embedding_provider=get_provider().name, kind__in=[kind], embedding__isnull=False)
-        .annotate(distance=CosineDistance(F("embedding"), vector))
-        .order_by("distance")
-        .values_list("pk", "distance")[:30]
-    )
-    sql, params = queryset.query.sql_with_params()
-    with transaction.atomic(), connection.cursor() as cursor:
-        # Tiny tables: take the cheaper plans away (this transaction only) to see which index can answer.
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("SET LOCAL enable_bitmapscan = off")
-        cursor.execute("SET LOCAL enable_sort = off")
-        cursor.execute(f"EXPLAIN {sql}", params)
-        plan = "\n".join(row[0] for row in cursor.fetchall())
+    sql, params = ranking_query(lambda: retrieval._vector_ranking(queryset, vector, 30))
+
+    plan = plan_of(sql, params, *NO_SCANS_BUT_INDEXES, "SET LOCAL enable_sort = off")
+
     assert f"Index Scan using kind_hnsw_{kind} " in plan, plan
 
 
