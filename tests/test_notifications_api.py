@@ -64,6 +64,7 @@ def test_bad_filters_get_a_clear_400(staff):
     body = response.json()
     assert "error" in body and "status" in body["detail"]
     assert staff.get("/api/v1/notifications?channel=abc").status_code == 400
+    assert staff.get("/api/v1/notifications?channel=").status_code == 400  # like ?status=: given, so not ignored
 
 
 def test_only_staff_with_the_permission(client, django_user_model, dead_notification):

@@ -103,9 +103,8 @@ class StatsView(APIView):
         responses={200: StatsSerializer},
     )
     def get(self, request):
-        if request.query_params.get("days") == "":
-            raise ValidationError({"days": ["Give a whole number of days from 1 to 365, or leave `days` out."]})
-        query = StatsQuerySerializer(data=request.query_params)
+        # A plain dict: DRF reads an empty value of a QueryDict as "not given" (`?days=` → the default).
+        query = StatsQuerySerializer(data=request.query_params.dict())
         if not query.is_valid():
             raise ValidationError(query.errors)
         return Response(analytics.figures(query.validated_data["days"]))

@@ -6,11 +6,11 @@ from django.db.models import Prefetch
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
 from config.api.authentication import STAFF_AUTHENTICATION
+from config.api.params import choice_param, id_param
 from notifications import services
 from notifications.api.serializers import ChannelSerializer, NotificationSerializer
 from notifications.choices import NotificationEvent, NotificationStatus
@@ -40,15 +40,6 @@ class ChannelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     queryset = Channel.objects.order_by("name")
 
 
-def _choice_param(request, name: str, choices) -> str | None:
-    value = request.query_params.get(name)
-    if value is None:
-        return None
-    if value not in choices:
-        raise ValidationError({name: f"Must be one of: {', '.join(choices)} (or leave `{name}` out)."})
-    return value
-
-
 @extend_schema(
     parameters=[
         OpenApiParameter(
@@ -72,15 +63,12 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         )
         if self.action != "list":
             return queryset
-        if state := _choice_param(self.request, "status", NotificationStatus.values):
+        if state := choice_param(self.request, "status", NotificationStatus.values):
             queryset = queryset.filter(status=state)
-        if event := _choice_param(self.request, "event", NotificationEvent.values):
+        if event := choice_param(self.request, "event", NotificationEvent.values):
             queryset = queryset.filter(event=event)
-        channel = self.request.query_params.get("channel", "")
-        if channel:
-            if not channel.isdigit() or len(channel) > 18:
-                raise ValidationError({"channel": "Must be an id (a positive integer)."})
-            queryset = queryset.filter(channel_id=int(channel))
+        if (channel := id_param(self.request, "channel")) is not None:
+            queryset = queryset.filter(channel_id=channel)
         return queryset.order_by("-created_at")
 
     @extend_schema(

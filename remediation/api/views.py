@@ -6,12 +6,12 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api.authentication import STAFF_AUTHENTICATION
+from config.api.params import choice_param, id_param
 from config.api.permissions import IsEngineer
 from incidents.models import Incident
 from remediation import approvals
@@ -28,15 +28,6 @@ from remediation.queries import approval_queue
 from remediation.services import reanalyze
 
 
-def _id_param(request, name: str) -> int | None:
-    if name not in request.query_params:
-        return None
-    value = request.query_params[name]  # present but empty (`?incident=`) is not an id either
-    if not value.isdigit() or len(value) > 18:
-        raise ValidationError({name: "Must be an id (a positive integer)."})
-    return int(value)
-
-
 @extend_schema(parameters=[OpenApiParameter("incident", int, description="Only this incident's diagnoses.")])
 class DiagnosisViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     authentication_classes = STAFF_AUTHENTICATION
@@ -45,7 +36,7 @@ class DiagnosisViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
 
     def get_queryset(self):
         queryset = Diagnosis.objects.prefetch_related("attempts", "approvals").order_by("-created_at", "-id")
-        if (incident := _id_param(self.request, "incident")) is not None:
+        if (incident := id_param(self.request, "incident")) is not None:
             queryset = queryset.filter(incident_id=incident)
         return queryset
 
@@ -88,13 +79,9 @@ class ApprovalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     serializer_class = ApprovalDetailSerializer
 
     def get_queryset(self):
-        status = self.request.query_params.get("status")
-        if status is not None and status not in ApprovalStatus.values:
-            raise ValidationError(
-                {"status": f"Unknown status {status!r}; choose from {', '.join(ApprovalStatus.values)}."}
-            )
-        queryset = approval_queue(status=status or None).select_related("fix_attempt", "diagnosis", "execution")
-        if (incident := _id_param(self.request, "incident")) is not None:
+        status = choice_param(self.request, "status", ApprovalStatus.values)
+        queryset = approval_queue(status=status).select_related("fix_attempt", "diagnosis", "execution")
+        if (incident := id_param(self.request, "incident")) is not None:
             queryset = queryset.filter(incident_id=incident)
         return queryset
 
