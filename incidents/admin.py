@@ -443,12 +443,6 @@ class SilenceAdmin(admin.ModelAdmin):
     def active(self, obj):
         return obj.is_active()
 
-    @admin.display(description="Sentry SDK DSN")
-    def sentry_dsn(self, obj):
-        if not obj.dsn:
-            return "-" if obj.kind != IntegrationKind.SENTRY else "Save the integration to get its DSN."
-        return format_html("<code>{}</code><br>sentry_sdk.init(dsn=&quot;{}&quot;)", obj.dsn, obj.dsn)
-
     def save_model(self, request, obj, form, change):
         if not change:
             obj.created_by = request.user.get_username()

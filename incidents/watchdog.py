@@ -31,9 +31,9 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
-from django_q.models import Failure, OrmQ, Schedule, Success
+from django_q.models import Failure, Schedule, Success
 
-from config.api.health import register_health_check
+from config.api.health import QUEUE_STUCK_AFTER, queue_waiting, register_health_check
 from incidents.choices import ActivityKind, IncidentStatus
 from incidents.models import Activity, Incident, WatchdogCondition
 from incidents.services.ingest import ingest_signals
@@ -47,7 +47,6 @@ DEGRADED = "degraded"
 FAILING = "failing"
 # /healthz says the watchdog itself is late when its last pass is older than this.
 WATCHDOG_LATE_AFTER = timedelta(minutes=10)
-QUEUE_STUCK_AFTER = timedelta(minutes=5)
 SCHEDULE_LATE_AFTER = timedelta(minutes=5)
 _SEVERITY_TO_SIGNAL = {"P0": "critical", "P1": "critical", "P2": "error", "P3": "warning"}
 
@@ -152,8 +151,7 @@ def check_stuck_incidents(now: datetime) -> Finding:
 
 def check_queue(now: datetime) -> Finding:
     """Tasks waiting in the ORM broker for longer than a cluster would leave them."""
-    oldest = OrmQ.objects.order_by("lock", "id").values_list("lock", flat=True).first()
-    backlog = OrmQ.objects.count()
+    backlog, oldest = queue_waiting()
     if backlog and oldest and now - oldest > QUEUE_STUCK_AFTER:
         waited = int((now - oldest).total_seconds())
         return Finding(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import connection
 from django.utils import timezone
@@ -53,9 +53,14 @@ def _check_database() -> dict:
     return {"ok": True}
 
 
-def _check_queue() -> dict:
+def queue_waiting() -> tuple[int, datetime | None]:
+    """Tasks waiting in the ORM broker, and when the oldest of them was queued (None with none)."""
     oldest = OrmQ.objects.order_by("lock", "id").values_list("lock", flat=True).first()
-    backlog = OrmQ.objects.count()
+    return OrmQ.objects.count(), oldest
+
+
+def _check_queue() -> dict:
+    backlog, oldest = queue_waiting()
     if backlog and oldest and timezone.now() - oldest > QUEUE_STUCK_AFTER:
         return {
             "ok": False,

@@ -6,6 +6,7 @@ says is derived only from the facts it is given (the draft still marks it as gen
 
 from __future__ import annotations
 
+from incidents.postmortems import SLOW_ACKNOWLEDGEMENT_MINUTES
 from remediation.llm.base import PostmortemNarrative
 
 
@@ -64,7 +65,7 @@ def postmortem_narrative(facts: dict) -> PostmortemNarrative:
     if customers:
         recommendations.append("Alert on this failure before customers notice it: customers reported it first.")
     seconds = facts.get("time_to_acknowledge_seconds")
-    if seconds is None or seconds > 15 * 60:
+    if seconds is None or seconds > SLOW_ACKNOWLEDGEMENT_MINUTES * 60:
         recommendations.append("Check that the alert pages the on-call engineer promptly.")
     if facts.get("regressions"):
         recommendations.append("Verify fixes over a longer quiet window before resolving.")
