@@ -37,6 +37,10 @@ class Severity(models.TextChoices):
     P3 = "P3", "P3 – low / informational"
 
 
+# Lower is more severe: the order for "raise the severity, never lower it" and for routing.
+SEVERITY_RANK = {severity: rank for rank, severity in enumerate(Severity.values)}
+
+
 class EventOutcome(models.TextChoices):
     """What ingestion did with one received signal (also the /metrics outcome label)."""
 

@@ -39,7 +39,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
-from incidents.choices import ActivityKind, IncidentStatus, Severity
+from incidents.choices import SEVERITY_RANK, ActivityKind, IncidentStatus, Severity
 from incidents.models import Complaint, Incident, Integration
 from incidents.redaction import redact_text
 from incidents.services.lifecycle import change_severity, record_activity
@@ -72,8 +72,6 @@ ACTOR = "quench"
 # Per complaint in the diagnosis prompt: enough to quote the customer, not a whole email.
 CONTEXT_MESSAGE_CHARS = 1_000
 TIMELINE_EXCERPT_CHARS = 200
-
-_SEVERITY_RANK = {"P0": 0, "P1": 1, "P2": 2, "P3": 3}
 
 # Impact kinds and the phrases that reveal them, matched on the lower-cased message
 # with curly apostrophes straightened. Phrases rather than single words where a word
@@ -274,7 +272,7 @@ def _link(complaint: Complaint, incident: Incident, reason: str) -> bool:
         customers_before=customers_before,
         customers_after=customers_after,
     )
-    if target and _SEVERITY_RANK[target] < _SEVERITY_RANK[incident.severity]:
+    if target and SEVERITY_RANK[target] < SEVERITY_RANK[incident.severity]:
         change_severity(incident.pk, target, actor=ACTOR, reason=why)
     return True
 
@@ -301,7 +299,7 @@ def _severity_due(
             break
     if not demands:
         return None, ""
-    target = min((severity for severity, _ in demands), key=_SEVERITY_RANK.__getitem__)
+    target = min((severity for severity, _ in demands), key=SEVERITY_RANK.__getitem__)
     return target, "; ".join(reason for severity, reason in demands if severity == target)
 
 

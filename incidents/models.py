@@ -45,6 +45,9 @@ def _validate_label_matchers(value, field: str) -> None:
         _validate_regex(pattern, field)
 
 
+LAST_USED_RESOLUTION_SECONDS = 60
+
+
 class Integration(models.Model):
     """A monitoring source allowed to post alerts, with its own token (stored hashed)."""
 
@@ -97,10 +100,25 @@ class Integration(models.Model):
 
         The project id is the integration's id; the host is QUENCH's public URL.
         """
+        return self.dsn_for(settings.SITE_URL)
+
+    def dsn_for(self, base_url: str) -> str:
+        """The DSN for a Quench reached at `base_url` (scheme and host, e.g. "http://127.0.0.1:8000")."""
         if not self.public_key or self.pk is None:
             return ""
-        scheme, _, rest = settings.SITE_URL.partition("://")
+        scheme, _, rest = base_url.rstrip("/").partition("://")
         return f"{scheme}://{self.public_key}@{rest}/{self.pk}"
+
+    def touch(self) -> None:
+        """Record that the integration is in use: `last_used_at`, written at most once a minute.
+
+        Every authenticated request calls this; one UPDATE per request would cost more than
+        the request, and "in use" needs no finer clock.
+        """
+        now = timezone.now()
+        if self.last_used_at is None or (now - self.last_used_at).total_seconds() > LAST_USED_RESOLUTION_SECONDS:
+            self.last_used_at = now
+            Integration.objects.filter(pk=self.pk).update(last_used_at=now)
 
     def events_per_minute_limit(self) -> int:
         """The per-minute event limit in force for this integration; 0 means none."""

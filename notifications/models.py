@@ -7,7 +7,7 @@ from django.core.validators import validate_email
 from django.db import models
 from django.db.models import Q
 
-from incidents.choices import Severity
+from incidents.choices import SEVERITY_RANK, Severity
 from incidents.models import Incident
 from notifications import vault
 from notifications.choices import (
@@ -17,8 +17,6 @@ from notifications.choices import (
     NotificationEvent,
     NotificationStatus,
 )
-
-SEVERITY_RANK = {"P0": 0, "P1": 1, "P2": 2, "P3": 3}
 
 # Which config keys of each kind are secrets (stored encrypted or as an env reference).
 SECRET_KEYS: dict[str, tuple[str, ...]] = {

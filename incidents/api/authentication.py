@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
@@ -14,7 +13,6 @@ from incidents.models import Integration, hash_token
 # A disabled or rotated integration stops working within this many seconds.
 TOKEN_CACHE_SECONDS = 5.0
 _token_cache: dict[str, tuple[float, Integration | None]] = {}
-LAST_USED_RESOLUTION_SECONDS = 60
 
 
 class IntegrationPrincipal:
@@ -50,20 +48,12 @@ def integration_for_token(raw_token: str) -> Integration | None:
         _token_cache[digest] = (now, integration)
     if integration is None or not integration.enabled:
         return None
-    _touch(integration)
+    integration.touch()
     return integration
 
 
 def clear_token_cache() -> None:
     _token_cache.clear()
-
-
-def _touch(integration: Integration) -> None:
-    now = timezone.now()
-    last = integration.last_used_at
-    if last is None or (now - last).total_seconds() > LAST_USED_RESOLUTION_SECONDS:
-        integration.last_used_at = now
-        Integration.objects.filter(pk=integration.pk).update(last_used_at=now)
 
 
 def token_from_request(request) -> str:

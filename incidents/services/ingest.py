@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from incidents.choices import (
     REMEDIATION_IN_FLIGHT,
+    SEVERITY_RANK,
     ActivityKind,
     EventOutcome,
     IncidentStatus,
@@ -61,7 +62,6 @@ MAX_OPEN_ALERT_KEYS = 500
 LATE_RETRY_WINDOW = timedelta(minutes=5)
 BATCH_ATTEMPTS = 3
 DEADLOCK_DETECTED = "40P01"
-_SEVERITY_RANK = {"P0": 0, "P1": 1, "P2": 2, "P3": 3}
 
 
 @dataclass(frozen=True)
@@ -169,7 +169,7 @@ def _is_plain_repeat(incident: Incident, signal: Signal) -> bool:
     if signal.status != SignalStatus.FIRING or incident.status == S.SUPPRESSED:
         return False
     new_severity = _severity_for(signal)
-    if new_severity and _SEVERITY_RANK[new_severity] < _SEVERITY_RANK[incident.severity]:
+    if new_severity and SEVERITY_RANK[new_severity] < SEVERITY_RANK[incident.severity]:
         return False
     return (
         matching_silence(
@@ -498,7 +498,7 @@ def _append(incident: Incident, signal, fingerprint, integration, log_source, no
     if silence is not None:
         outcome = EventOutcome.SUPPRESSED
     new_severity = _severity_for(signal)
-    if new_severity and _SEVERITY_RANK[new_severity] < _SEVERITY_RANK[incident.severity]:
+    if new_severity and SEVERITY_RANK[new_severity] < SEVERITY_RANK[incident.severity]:
         record_activity(
             incident,
             ActivityKind.SEVERITY,

@@ -21,8 +21,7 @@ class Command(BaseCommand):
             raise CommandError(f"No Sentry integration named {integration!r}: run `manage.py seed_demo` first.")
         if not found.public_key:
             found.save()  # an integration saved before DSNs existed gets its key now
-        scheme, _, host = url.rstrip("/").partition("://")
-        dsn = f"{scheme}://{found.public_key}@{host}/{found.pk}"
+        dsn = found.dsn_for(url)
         client = sentry_sdk.Client(
             dsn=dsn,
             release="newsletter@1.0.3",

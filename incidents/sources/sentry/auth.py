@@ -7,13 +7,9 @@ token, which is never sent by SDKs and is stored hashed.
 
 from __future__ import annotations
 
-from django.utils import timezone
-
 from incidents.choices import IntegrationKind
 from incidents.models import Integration
 from incidents.sources.sentry.envelope import auth_key, dsn_key
-
-LAST_USED_RESOLUTION_SECONDS = 60
 
 
 def public_key_from_headers(request) -> str:
@@ -38,9 +34,5 @@ def integration_for_public_key(public_key: str) -> Integration | None:
         return None
     integration = Integration.objects.filter(public_key=public_key, kind=IntegrationKind.SENTRY, enabled=True).first()
     if integration is not None:
-        now = timezone.now()
-        last = integration.last_used_at
-        if last is None or (now - last).total_seconds() > LAST_USED_RESOLUTION_SECONDS:
-            integration.last_used_at = now
-            Integration.objects.filter(pk=integration.pk).update(last_used_at=now)
+        integration.touch()
     return integration
