@@ -124,10 +124,9 @@ _GENERIC_TLDS = (
     "com|net|org|edu|gov|mil|int|io|ai|info|biz|dev|cloud|xyz|local|localdomain|internal|intranet|lan|corp|arpa"
 )
 _FILE_EXTENSIONS = "py|js|ts|gz|xz|bz|so|sh|md|rs|db|go|rb|pl|pm|cc|hh|mo|po|ps|el|ex|rc"
-_NOT_COUNTRY_TLDS = (
-    "py|js|ts|gz|xz|bz|so|sh|md|rs|db|go|rb|pl|pm|cc|hh|mo|po|ps|id|pk|el|ex|rc|in|am|is|it|me|to|no|do|my|be|"
-    "as|at|on|or|us|tv|ok|hr|ms|ns"
-)
+# Two-letter words that end code paths far more often than host names: the file extensions,
+# then attribute and English words (`user.id`, `obj.pk`, `x.is`, `lang.no`).
+_NOT_COUNTRY_TLDS = f"{_FILE_EXTENSIONS}|id|pk|in|am|is|it|me|to|no|do|my|be|as|at|on|or|us|tv|ok|hr|ms|ns"
 # Labels may hold capitals and digits (`MSRA-SA-41.fareast.corp.example.com`, `tva1.cdn.cn`);
 # the top-level domain is lower case. A country domain needs three labels (two are too
 # often `module.attr`), or a port after it (`img.example.cn:80`), and a country domain that
