@@ -141,7 +141,7 @@ def figures(days: int = 30, *, now: datetime | None = None) -> dict:
     cohort = list(
         Incident.objects.filter(first_seen__gte=start, first_seen__lt=end)
         .order_by("first_seen", "id")
-        .values("id", "first_seen", "severity", "acknowledged_at", "resolved_at", "status")
+        .values("id", "first_seen", "severity", "resolved_at", "status")
     )
     ids = [row["id"] for row in cohort]
 

@@ -35,10 +35,15 @@ logger = logging.getLogger(__name__)
 FIX_DID_NOT_HOLD = (VerificationStatus.RECURRED, VerificationStatus.ABANDONED, VerificationStatus.FAILED)
 
 
+def _held_executions():
+    """Executions that ran and whose fix held (or is still being verified): what fixed an incident."""
+    return Execution.objects.filter(status=ExecutionStatus.SUCCEEDED).exclude(verification__in=FIX_DID_NOT_HOLD)
+
+
 def _fixing_execution(incident_id: int) -> Execution | None:
     return (
-        Execution.objects.filter(incident_id=incident_id, status=ExecutionStatus.SUCCEEDED)
-        .exclude(verification__in=FIX_DID_NOT_HOLD)
+        _held_executions()
+        .filter(incident_id=incident_id)
         .select_related("approval", "approval__playbook")
         .order_by("-created_at", "-id")
         .first()
@@ -112,22 +117,16 @@ def incident_endings(incident_ids: list[int]) -> dict[int, str]:
     because its latest proposal expired. Incidents not named keep the incidents app's verdict.
     """
     endings: dict[int, str] = {}
-    resolved = set(
-        Incident.objects.filter(pk__in=incident_ids, status=IncidentStatus.RESOLVED).values_list("pk", flat=True)
-    )
     for incident_id, kind in (
-        Execution.objects.filter(incident_id__in=resolved, status=ExecutionStatus.SUCCEEDED)
-        .exclude(verification__in=FIX_DID_NOT_HOLD)
+        _held_executions()
+        .filter(incident_id__in=incident_ids, incident__status=IncidentStatus.RESOLVED)
         .order_by("incident_id", "-created_at", "-id")
         .distinct("incident_id")
         .values_list("incident_id", "kind")
     ):
         endings[incident_id] = kind
-    escalated = list(
-        Incident.objects.filter(pk__in=incident_ids, status=IncidentStatus.ESCALATED).values_list("pk", flat=True)
-    )
     for incident_id, status in (
-        ApprovalRequest.objects.filter(incident_id__in=escalated)
+        ApprovalRequest.objects.filter(incident_id__in=incident_ids, incident__status=IncidentStatus.ESCALATED)
         .order_by("incident_id", "-created_at", "-id")
         .distinct("incident_id")
         .values_list("incident_id", "status")
