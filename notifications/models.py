@@ -39,6 +39,16 @@ CONFIG_HELP = {
 }
 
 
+class ChannelQuerySet(models.QuerySet):
+    def routed(self, event: str, *, severity: str = "", service: str = "", escalation: bool = False) -> list:
+        """The enabled channels (the escalation ones, or the others) whose routing takes `event`."""
+        return [
+            channel
+            for channel in self.filter(enabled=True, is_escalation=escalation)
+            if channel.wants(event, severity=severity, service=service)
+        ]
+
+
 class Channel(models.Model):
     """Where Quench tells people what happened: a Slack/Teams/Telegram/Feishu chat, a webhook, or email.
 
@@ -69,6 +79,8 @@ class Channel(models.Model):
     disabled_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ChannelQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]

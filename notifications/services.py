@@ -78,10 +78,12 @@ def notify(
     undo the incident change that caused it.
     """
     if channels is None:
-        candidates = Channel.objects.filter(enabled=True, is_escalation=escalation)
-        severity = incident.severity if incident is not None else ""
-        service = incident.service if incident is not None else ""
-        channels = [c for c in candidates if c.wants(event, severity=severity, service=service)]
+        channels = Channel.objects.routed(
+            event,
+            severity=incident.severity if incident is not None else "",
+            service=incident.service if incident is not None else "",
+            escalation=escalation,
+        )
     if not channels:
         return 0
     dedup_key = dedup_key[:200]
@@ -441,11 +443,9 @@ def send_daily_summary(*, now: datetime | None = None) -> int:
         return 0
     day = now.astimezone(UTC).date() - timedelta(days=1)
     key = f"daily_summary:{day.isoformat()}"
-    channels = [
-        channel
-        for channel in Channel.objects.filter(enabled=True, is_escalation=False)
-        if channel.wants(E.DAILY_SUMMARY) and not Notification.objects.filter(channel=channel, dedup_key=key).exists()
-    ]
+    # Channels that have the day's summary already are left out before its figures are computed.
+    sent = set(Notification.objects.filter(dedup_key=key).values_list("channel_id", flat=True))
+    channels = [channel for channel in Channel.objects.routed(E.DAILY_SUMMARY) if channel.pk not in sent]
     if not channels:
         return 0
     figures = daily_figures(day)

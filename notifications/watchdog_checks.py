@@ -25,10 +25,9 @@ def _listening_since() -> datetime | None:
     """
     since = [
         channel.created_at
-        for channel in Channel.objects.filter(enabled=True, is_escalation=False).only(
-            "events", "min_severity", "services", "created_at"
+        for channel in Channel.objects.only("events", "min_severity", "services", "created_at").routed(
+            NotificationEvent.APPROVAL_REQUESTED
         )
-        if channel.wants(NotificationEvent.APPROVAL_REQUESTED)
     ]
     return min(since) if since else None
 
