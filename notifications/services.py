@@ -355,6 +355,11 @@ def escalate_unacknowledged(*, now: datetime | None = None) -> int:
     candidates = Incident.objects.filter(
         severity__in=ESCALATING_SEVERITIES, status__in=UNACKNOWLEDGED, created_at__gte=horizon
     ).filter(Q(acknowledged_at__isnull=True) | Q(regressed_at__isnull=False, acknowledged_at__lt=F("regressed_at")))
+    # Not due yet (opened or regressed within the delay): no need to lock them to find that out.
+    due = now - after
+    candidates = candidates.filter(
+        Q(regressed_at__isnull=True, created_at__lte=due) | Q(regressed_at__isnull=False, regressed_at__lte=due)
+    )
     written = 0
     for incident_id in candidates.values_list("pk", flat=True):
         with transaction.atomic():
