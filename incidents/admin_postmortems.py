@@ -6,11 +6,12 @@ from functools import partial
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse, HttpResponseNotAllowed
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.views.decorators.http import require_POST
 
 from incidents import analytics, charts, queue
 from incidents.analytics import duration_text
@@ -114,25 +115,28 @@ class PostmortemAdmin(admin.ModelAdmin):
     def get_urls(self):
         wrap = self.admin_site.admin_view
         return [
-            path("preview/", wrap(self.preview_view), name="incidents_postmortem_preview"),
+            path("preview/", wrap(require_POST(self.preview_view)), name="incidents_postmortem_preview"),
             path(
                 "<int:postmortem_id>/review/",
-                wrap(partial(self.step_view, mark_reviewed)),
+                wrap(require_POST(partial(self.step_view, mark_reviewed))),
                 name="incidents_postmortem_review",
             ),
             path(
                 "<int:postmortem_id>/publish/",
-                wrap(partial(self.step_view, publish)),
+                wrap(require_POST(partial(self.step_view, publish))),
                 name="incidents_postmortem_publish",
             ),
-            path("<int:postmortem_id>/redraft/", wrap(self.redraft_view), name="incidents_postmortem_redraft"),
+            path(
+                "<int:postmortem_id>/redraft/",
+                wrap(require_POST(self.redraft_view)),
+                name="incidents_postmortem_redraft",
+            ),
             path("<int:postmortem_id>/print/", wrap(self.print_view), name="incidents_postmortem_print"),
         ] + super().get_urls()
 
+    # The POST-only views are wrapped in require_POST where their URLs are made (get_urls).
     def preview_view(self, request):
         """The editor's "Preview" button: the Markdown being edited, rendered and sanitized (nothing saved)."""
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
         if not self.has_change_permission(request):
             raise PermissionDenied
         text = request.POST.get("body", "")
@@ -142,8 +146,6 @@ class PostmortemAdmin(admin.ModelAdmin):
 
     def step_view(self, step, request, postmortem_id: int):
         """Mark reviewed / publish (POST), then back to the postmortem."""
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
         if not self.has_change_permission(request):
             raise PermissionDenied
         get_object_or_404(Postmortem, pk=postmortem_id)
@@ -157,8 +159,6 @@ class PostmortemAdmin(admin.ModelAdmin):
 
     def redraft_view(self, request, postmortem_id: int):
         """Rewrite a draft from the records (in the queue: the narrative may be an LLM call)."""
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
         if not self.has_change_permission(request):
             raise PermissionDenied
         postmortem = get_object_or_404(Postmortem, pk=postmortem_id)
@@ -186,8 +186,6 @@ class PostmortemAdmin(admin.ModelAdmin):
 
 def draft_postmortem_view(model_admin, request, incident_id: int):
     """Draft the incident's postmortem on demand (queued), or open the existing one."""
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
     if not model_admin.has_change_permission(request):
         raise PermissionDenied
     incident = get_object_or_404(Incident, pk=incident_id)
@@ -204,7 +202,7 @@ def incident_postmortem_urls(model_admin) -> list:
     return [
         path(
             "<int:incident_id>/postmortem/",
-            wrap(partial(draft_postmortem_view, model_admin)),
+            wrap(require_POST(partial(draft_postmortem_view, model_admin))),
             name="incidents_incident_postmortem",
         ),
         path("dashboard/", wrap(partial(dashboard_view, model_admin)), name="incidents_dashboard"),

@@ -8,12 +8,12 @@ from functools import partial
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.timesince import timesince
+from django.views.decorators.http import require_POST
 
 from incidents.admin import ReadOnlyAdmin
 from incidents.services import TransitionRefused
@@ -465,14 +465,12 @@ def incident_remediation_panel(incident, request) -> dict:
 
 
 def incident_reanalyze_urls(model_admin) -> list:
-    view = model_admin.admin_site.admin_view(partial(reanalyze_view, model_admin))
+    view = model_admin.admin_site.admin_view(require_POST(partial(reanalyze_view, model_admin)))
     return [path("<int:incident_id>/reanalyze/", view, name="incidents_incident_reanalyze")]
 
 
 def reanalyze_view(model_admin, request, incident_id: int):
     """The incident page's "Reanalyze" button: ask for a fresh diagnosis (POST; deduplicated for minutes)."""
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
     if not model_admin.has_change_permission(request):
         raise PermissionDenied
     _reanalyze(model_admin, request, [incident_id])
