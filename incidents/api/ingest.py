@@ -249,7 +249,7 @@ class EventsV2IngestView(APIView):
             {
                 "status": "success",
                 "message": "Event processed",
-                "dedup_key": events_v2.dedup_key_for(signals[0]) if signals else "",
+                "dedup_key": signals[0].dedup_key if signals else "",  # its own, or the generated one
             },
             status=202,
         )

@@ -29,8 +29,3 @@ def fill_generated_dedup_keys(signals: list[Signal]) -> None:
     for signal in signals:
         if not signal.dedup_key and signal.status == SignalStatus.FIRING:
             signal.dedup_key = compute_fingerprint(signal).hash[:GENERATED_DEDUP_KEY_LENGTH]
-
-
-def dedup_key_for(signal: Signal) -> str:
-    """The dedup_key to answer PagerDuty-style clients with: the event's own, or the generated one."""
-    return signal.dedup_key

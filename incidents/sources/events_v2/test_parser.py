@@ -57,7 +57,6 @@ def test_service_falls_back_to_the_source():
     [signal] = events_v2.parse(load("trigger_minimal.json"))
     assert signal.service == "kestra"
     assert signal.dedup_key == ""
-    assert events_v2.dedup_key_for(signal) == ""
 
 
 @pytest.mark.parametrize(
@@ -71,7 +70,6 @@ def test_acknowledge_and_resolve(name, status):
     [signal] = events_v2.parse(load(name))
     assert signal.status == status
     assert signal.dedup_key == "dedupkeyhere"
-    assert events_v2.dedup_key_for(signal) == "dedupkeyhere"
 
 
 def test_acknowledge_ignores_a_payload_as_pagerduty_does():
