@@ -24,10 +24,10 @@ MAX_TEXT = 2_000_000  # beyond this the tail is kept: the final exception is at 
 
 _HEADER = re.compile(r"^\s*(?:Exception Group )?Traceback \(most recent call last\):\s*$")
 _STACK_HEADER = re.compile(r"^\s*Stack \(most recent call last\):\s*$")  # logging's stack_info
-_CHAIN = re.compile(
-    r"^\s*(?:During handling of the above exception, another exception occurred:"
-    r"|The above exception was the direct cause of the following exception:)\s*$"
-)
+# The lines Python prints between the tracebacks of a chain (`raise ... from`, and implicit).
+CAUSE_LINE = "The above exception was the direct cause of the following exception:"
+CONTEXT_LINE = "During handling of the above exception, another exception occurred:"
+_CHAIN = re.compile(rf"^\s*(?:{re.escape(CONTEXT_LINE)}|{re.escape(CAUSE_LINE)})\s*$")
 _FILE = re.compile(r'^\s*File "(?P<file>[^"\n]*)"(?:, line (?P<lineno>\d+|None|\?))?(?:, in (?P<func>.*))?\s*$')
 _CARETS = re.compile(r"^\s*[\^~]+\s*$")
 _REPEATED = re.compile(r"^\s*\[Previous line repeated \d+ more times?\]\s*$")

@@ -27,7 +27,7 @@ import re
 
 from incidents.sources import _fields as f
 from incidents.sources.base import Frame, PayloadError, Signal, SignalKind, SignalStatus
-from incidents.sources.traceback import format_python_traceback, module_for_filename
+from incidents.sources.traceback import CAUSE_LINE, CONTEXT_LINE, format_python_traceback, module_for_filename
 
 SOURCE = "sentry"
 LEVELS = {
@@ -220,10 +220,6 @@ def _exception(event: dict, path: str, problems: f.Problems) -> tuple[str, str, 
     return exc_type, exc_value, frames, _chain_text(chain)
 
 
-_CAUSE = "The above exception was the direct cause of the following exception:"
-_CONTEXT = "During handling of the above exception, another exception occurred:"
-
-
 def _chain_text(chain: list[tuple[str, str, list[Frame], bool]]) -> str:
     """Python's traceback text for a Sentry exception chain (oldest first, as Sentry lists it)."""
     if not any(frames for _, _, frames, _ in chain):
@@ -231,7 +227,7 @@ def _chain_text(chain: list[tuple[str, str, list[Frame], bool]]) -> str:
     blocks = []
     for position, (exc_type, exc_value, frames, _is_cause) in enumerate(chain):
         if position:
-            blocks.append("\n" + (_CAUSE if chain[position - 1][3] else _CONTEXT) + "\n")
+            blocks.append("\n" + (CAUSE_LINE if chain[position - 1][3] else CONTEXT_LINE) + "\n")
         blocks.append(format_python_traceback(exc_type, exc_value, frames))
     return "\n".join(blocks)
 
