@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.http import HttpResponseBadRequest, JsonResponse
+from django.http import HttpResponseBadRequest
+
+from config.api.errors import is_api, json_error
 
 
 class RefuseNulInQueryString:
@@ -18,10 +20,8 @@ class RefuseNulInQueryString:
     def __call__(self, request):
         bad = sorted({name for name, values in request.GET.lists() for value in [name, *values] if "\x00" in value})
         if bad:
-            if request.path.startswith("/api/"):
+            if is_api(request):
                 detail = {name.replace("\x00", "\\u0000"): "contains a NUL character" for name in bad}
-                return JsonResponse(
-                    {"error": "Query parameters cannot contain NUL characters.", "detail": detail}, status=400
-                )
+                return json_error("Query parameters cannot contain NUL characters.", detail, status=400)
             return HttpResponseBadRequest("Query parameters cannot contain NUL characters.", content_type="text/plain")
         return self.get_response(request)

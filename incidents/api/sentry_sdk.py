@@ -19,6 +19,7 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
+from config.api.errors import json_error
 from config.api.exceptions import PayloadTooLarge
 from incidents import metrics
 from incidents.api.ingest import read_body_within
@@ -41,10 +42,6 @@ from incidents.sources.sentry.envelope import (
 
 logger = logging.getLogger(__name__)
 SOURCE = sentry.SOURCE
-
-
-def _error(message: str, detail: dict | None = None, *, status: int, headers: dict | None = None) -> JsonResponse:
-    return JsonResponse({"error": message, "detail": detail or {}}, status=status, headers=headers)
 
 
 class _SentryIngestView(View):
@@ -77,7 +74,7 @@ class _SentryIngestView(View):
             if integration is None:  # an anonymous sender learns only that it must authenticate
                 return self._unauthenticated()
             metrics.count_rejected(SOURCE, "invalid")
-            return _error(exc.message, exc.detail, status=400)
+            return json_error(exc.message, exc.detail, status=400)
         if integration is None:
             public_key = auth.public_key_from_envelope(envelope_headers)
             if not public_key:
@@ -88,7 +85,7 @@ class _SentryIngestView(View):
         envelope_project = dsn_project(envelope_headers.get("dsn"))
         if integration.pk != project_id or (envelope_project and envelope_project != str(project_id)):
             metrics.count_rejected(SOURCE, "unauthenticated")
-            return _error(
+            return json_error(
                 "The DSN's project id does not belong to this key.",
                 {"project_id": f"this key's DSN ends in /{integration.pk}"},
                 status=403,
@@ -100,7 +97,7 @@ class _SentryIngestView(View):
         retry_after = take_event_allowance(integration, len(events))
         if retry_after:
             metrics.count_rejected(SOURCE, "rate_limited")
-            return _error(
+            return json_error(
                 "Too many events from this integration; the SDK will retry after the window.",
                 {"rate_limit": f"{integration.events_per_minute_limit()} events per minute"},
                 status=429,
@@ -112,7 +109,7 @@ class _SentryIngestView(View):
             return self._too_large(exc.limit)
         except PayloadError as exc:
             metrics.count_rejected(SOURCE, "invalid")
-            return _error(exc.message, exc.detail, status=400)
+            return json_error(exc.message, exc.detail, status=400)
         results = ingest_signals(signals, integration=integration)
         metrics.count_outcomes(SOURCE, results)
         event_id = envelope_headers.get("event_id") or (signals[0].source_id if signals else "")
@@ -135,7 +132,7 @@ class _SentryIngestView(View):
     @staticmethod
     def _unknown_key() -> JsonResponse:
         metrics.count_rejected(SOURCE, "unauthenticated")
-        return _error(
+        return json_error(
             "Unknown or disabled DSN key: copy the DSN from the Sentry integration in Quench's admin.",
             {"sentry_key": "no enabled Sentry integration has this key"},
             status=403,
@@ -144,12 +141,12 @@ class _SentryIngestView(View):
     @staticmethod
     def _too_large(limit: int) -> JsonResponse:
         metrics.count_rejected(SOURCE, "too_large")
-        return _error("Request body too large.", {"body": f"over the limit of {limit} bytes"}, status=413)
+        return json_error("Request body too large.", {"body": f"over the limit of {limit} bytes"}, status=413)
 
     @staticmethod
     def _unauthenticated() -> JsonResponse:
         metrics.count_rejected(SOURCE, "unauthenticated")
-        return _error(
+        return json_error(
             "Missing DSN key: send X-Sentry-Auth: Sentry sentry_key=<public key>, or ?sentry_key=.",
             {"sentry_key": "is required"},
             status=401,
