@@ -130,7 +130,7 @@ class HttpTransport(Transport):
         return response
 
     def raise_for_response(self, response: outbound.OutboundResponse):
-        code, body = response.status_code, response.text[:2000]
+        code, body = response.status_code, response.text
         message = f"{self.vendor} answered HTTP {code}: {body[:200]}".strip()
         if code == 429:
             raise TransportError(
@@ -221,7 +221,7 @@ class Slack(HttpTransport):
         payload = slack_payload(message)
         if not self.channel.has_secret("bot_token"):
             response = self.post(self.secret("webhook_url"), json_body=payload)
-            return Sent(response.status_code, response.text[:2000])
+            return Sent(response.status_code, response.text)
         payload["channel"] = self.channel.config.get("channel", "")
         if reply_to:
             payload["thread_ts"] = reply_to
@@ -245,9 +245,9 @@ class Slack(HttpTransport):
                 retry=error in SLACK_TRANSIENT,
                 retry_after=retry_after,
                 status_code=response.status_code,
-                body=response.text[:2000],
+                body=response.text,
             )
-        return Sent(response.status_code, response.text[:2000], str(answer.get("ts", "")))
+        return Sent(response.status_code, response.text, str(answer.get("ts", "")))
 
     def raise_for_response(self, response):
         # Incoming webhooks answer errors as text: 403 invalid_token, 404 no_service, 410 channel_is_archived.
@@ -304,7 +304,7 @@ class Teams(HttpTransport):
 
     def send(self, message: Message, *, reply_to: str = "") -> Sent:
         response = self.post(self.secret("url"), json_body=teams_payload(message))
-        return Sent(response.status_code, response.text[:2000])
+        return Sent(response.status_code, response.text)
 
 
 # --- Telegram ----------------------------------------------------------------------------------
@@ -365,7 +365,7 @@ class Telegram(HttpTransport):
             message_id = json.loads(response.text)["result"]["message_id"]
         except (ValueError, KeyError, TypeError):
             message_id = ""
-        return Sent(response.status_code, response.text[:2000], str(message_id))
+        return Sent(response.status_code, response.text, str(message_id))
 
     def raise_for_response(self, response):
         try:
@@ -468,9 +468,9 @@ class Feishu(HttpTransport):
                 permanent=code in FEISHU_PERMANENT,
                 retry=code in FEISHU_TRANSIENT,
                 status_code=response.status_code,
-                body=response.text[:2000],
+                body=response.text,
             )
-        return Sent(response.status_code, response.text[:2000])
+        return Sent(response.status_code, response.text)
 
 
 # --- Generic signed webhook --------------------------------------------------------------------
@@ -523,7 +523,7 @@ class Webhook(HttpTransport):
             "X-Quench-Signature": webhook_signature(self.secret("secret"), timestamp, body),
         }
         response = self.post(self.channel.config["url"], content=body, headers=headers)
-        return Sent(response.status_code, response.text[:2000])
+        return Sent(response.status_code, response.text)
 
 
 # --- Email -------------------------------------------------------------------------------------
