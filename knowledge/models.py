@@ -4,9 +4,9 @@ Every vector has `EMBEDDING_DIMENSION` dimensions whatever the provider, so one 
 and one HNSW index serve them all. Vectors are stored as `halfvec` (16-bit floats): half the
 space of `vector`, and pgvector computes halfvec distances with the CPU's vector
 instructions, about seven times as fast per row here as `vector`'s; 16 bits keep three
-significant digits, far below the differences retrieval ranks on. Vectors of different providers are not comparable:
-every query filters on `embedding_provider` = the current provider, and switching
-providers means running `manage.py reembed`.
+significant digits, far below the differences retrieval ranks on. Vectors of different
+providers are not comparable: every query filters on `embedding_provider` = the current
+provider, and switching providers means running `manage.py reembed`.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ class KnowledgeEntry(models.Model):
             # through the whole graph, a filter to a kind whose entries lie away from the
             # query's neighbours (fixes, for an incident-shaped query) made the iterative scan
             # walk up to its tuple limit (p95 50 ms for the 20% of entries that are fixes, on
-            # the benchmark); in the kind's own graph every neighbour qualifies (p95 16 ms).
+            # the benchmark); in the kind's own graph every neighbour qualifies (p95 12 ms).
             # A kind added later has none until a migration gives it one; its searches take
             # the whole graph meanwhile.
             *(
@@ -168,10 +168,9 @@ class KnowledgeEntry(models.Model):
             ),
             # OR-matching of a query's rarer terms (BM25 candidates), `lexemes @@ 'a' | 'b'`.
             GinIndex(fields=["lexemes"], name="knowledge_lexemes_gin"),
-            # Searches filtered to a service (`services && ARRAY[...]`). For a common service
-            # the planner keeps the HNSW scan and filters as it goes; for a rare one it reads
-            # the few matching rows through this index and ranks them exactly, where without
-            # it the only way was a sequential scan (or an HNSW scan that runs out of tuples).
+            # Searches filtered to a service (`services && ARRAY[...]`): the lexical side's
+            # candidates under the filter (the semantic side reads `ServiceVector`, or the HNSW
+            # graph for a filter too wide to rank exactly).
             GinIndex(fields=["services"], name="knowledge_services_gin"),
             models.Index(fields=["kind"], name="knowledge_kind"),
             # `reembed --only-stale` and every retrieval query filter on the provider.
